@@ -1,0 +1,60 @@
+import { Command, Option } from 'commander'
+import { createLogger } from '../common/log.js'
+import { Controller } from '../controller/controller.js'
+import { knownSchemes } from '../schedulers/schemes.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
+
+interface ControllerFlags extends ProfileFlags {
+  ip: string
+  location?: string
+  port?: number
+  ping: number
+  scheme: string
+  hwm: number
+}
+
+/** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
+const tolerated = ['--dictdb', '--nodb', '--sqlitedb', '--mongodb', '--reuse', '--restore', '--usethreads', '--log-to-file', '--debug', '--ports', '--transport', '--secure', '--no-secure']
+
+export function controllerCommand(): Command {
+  const command = new Command('controller')
+    .description('Run a jsparallel controller (hub, task scheduler and relays) until interrupted.')
+    .option('--ip <address>', 'address to bind', '127.0.0.1')
+    .option('--location <host>', 'host name written into the connection files')
+    .option('--port <port>', 'registration port (default: a free one)', intOption('--port', 1))
+    .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10), 3000)
+    .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`).default('leastload'))
+    .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0), 1)
+  return addProfileOptions(command)
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const command = controllerCommand()
+  const known = new Set(command.options.map((o) => o.long ?? '').concat(['--help', '--version']))
+  const { ours, ignored } = splitForeignOptions(argv.slice(2), (flag) => known.has(flag))
+  command.parse(ours, { from: 'user' })
+  const flags = command.opts<ControllerFlags>()
+  const log = createLogger('controller', logLevelOf(flags))
+  for (const arg of ignored) {
+    if (!tolerated.includes(arg.split('=')[0] as string)) log.warn(`ignoring option ${arg}`)
+  }
+  const controller = await Controller.start({
+    profileDir: profileDirOf(flags, env),
+    clusterId: clusterIdOf(flags),
+    ip: flags.ip,
+    location: flags.location,
+    registrationPort: flags.port,
+    pingMs: flags.ping,
+    scheme: flags.scheme,
+    hwm: flags.hwm,
+    log,
+  })
+  const stop = async (): Promise<void> => {
+    log.info('stopping')
+    await controller.stop()
+  }
+  onTerminate(stop)
+  controller.onShutdownRequest(() => {
+    stop().then(() => process.exit(0), () => process.exit(1))
+  })
+}

@@ -1,0 +1,106 @@
+/**
+ * The error tree. Two families: "you called it wrong" (ConfigError, ProtocolError) and "the remote side
+ * failed" (RemoteError and the ipyparallel names). Across processes errors are recognised by `name`
+ * (the protocol's `ename`), never by `instanceof`.
+ */
+
+export class JsParallelError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+/** Local misuse: a bad option, a function that cannot travel, an unknown scheme. */
+export class ConfigError extends JsParallelError {}
+
+/** A message that does not follow the wire protocol (bad frames, bad signature, bad JSON). */
+export class ProtocolError extends JsParallelError {}
+
+/** Waiting for something took longer than the caller allowed. */
+export class TimeoutError extends JsParallelError {}
+
+/** No engine is registered, so a task cannot run. */
+export class NoEnginesRegistered extends JsParallelError {}
+
+/** The wire's error content: what a failed task or a refused request sends back. */
+export interface ErrorContent {
+  status: 'error'
+  ename: string
+  evalue: string
+  traceback: string[]
+  engine_info?: Record<string, unknown>
+}
+
+/**
+ * A task failed on an engine (or the controller refused it). `remoteName` is the remote exception's
+ * name (`ename`), `stack` its traceback, `engineId` the engine that ran it when known.
+ */
+export class RemoteError extends JsParallelError {
+  readonly remoteName: string
+  readonly remoteMessage: string
+  readonly traceback: string[]
+  readonly engineId: number | undefined
+  readonly engineUuid: string | undefined
+
+  constructor(content: Omit<ErrorContent, 'status'>, options?: { engineId?: number | undefined; engineUuid?: string; cause?: unknown }) {
+    const where = options?.engineId !== undefined ? `[engine ${options.engineId}] ` : ''
+    super(`${where}${content.ename}: ${content.evalue}`, options)
+    this.remoteName = content.ename
+    this.remoteMessage = content.evalue
+    this.traceback = content.traceback
+    this.engineId = options?.engineId
+    this.engineUuid = options?.engineUuid
+    this.stack = `${this.message}\n${content.traceback.join('\n')}`
+  }
+}
+
+/** Several remote errors from one multi-task result (a map), in task order. */
+export class CompositeError extends JsParallelError {
+  readonly errors: RemoteError[]
+  constructor(errors: RemoteError[]) {
+    const first = errors[0]
+    super(`${errors.length} of the tasks raised an error${first ? `; first: ${first.message}` : ''}`, { cause: first })
+    this.errors = errors
+  }
+}
+
+/** Names of the errors ipyparallel's scheduler and engines report; kept identical for compatibility. */
+export class TaskAborted extends RemoteError {}
+export class TaskTimeout extends RemoteError {}
+export class EngineError extends RemoteError {}
+export class UnmetDependency extends RemoteError {}
+export class ImpossibleDependency extends UnmetDependency {}
+export class InvalidDependency extends ImpossibleDependency {}
+
+const remoteErrorClasses: Record<string, typeof RemoteError> = {
+  TaskAborted,
+  TaskTimeout,
+  EngineError,
+  UnmetDependency,
+  ImpossibleDependency,
+  InvalidDependency,
+}
+
+/** Rebuilds the most specific RemoteError subclass for an error reply, chosen by its `ename`. */
+export function remoteErrorFromContent(
+  content: Omit<ErrorContent, 'status'>,
+  options?: { engineId?: number | undefined; engineUuid?: string },
+): RemoteError {
+  const Class = remoteErrorClasses[content.ename] ?? RemoteError
+  return new Class(content, options)
+}
+
+/** Builds wire error content for an error raised here (the controller's own refusals). */
+export function errorContent(ename: string, evalue: string, traceback?: string[]): ErrorContent {
+  return { status: 'error', ename, evalue, traceback: traceback ?? [`${ename}: ${evalue}`], engine_info: {} }
+}
+
+/** Wire error content from any thrown value, keeping its name, message and stack. */
+export function errorContentFromThrown(thrown: unknown): ErrorContent {
+  if (thrown instanceof Error) {
+    const stack = thrown.stack ?? `${thrown.name}: ${thrown.message}`
+    return { status: 'error', ename: thrown.name, evalue: thrown.message, traceback: stack.split('\n'), engine_info: {} }
+  }
+  return errorContent('Error', String(thrown))
+}

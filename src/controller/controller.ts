@@ -1,0 +1,378 @@
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { ConfigError, errorContent } from '../common/errors.js'
+import { newKey } from '../common/ids.js'
+import { createLogger, type Logger } from '../common/log.js'
+import {
+  connectionFilePath, ensureProfileDir, removeConnectionFile, writeConnectionFile,
+  type ClientConnectionInfo, type EngineConnectionInfo,
+} from '../protocol/connection-file.js'
+import type { Header, Message, TaskMetadata } from '../protocol/messages.js'
+import { Session } from '../protocol/session.js'
+import { lookupScheme } from '../schedulers/schemes.js'
+import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
+import {
+  Outbox, bindPort, closeAll, createPublisher, createRouter, createSubscriber, receiveLoop,
+  type AnySocket, type Frames, type Publisher, type Router,
+} from '../transport/sockets.js'
+import { HeartMonitor } from './heart-monitor.js'
+import { Hub } from './hub.js'
+
+export interface ControllerOptions {
+  /** Profile directory: connection files go to its `security/`. */
+  profileDir: string
+  /** Becomes part of the connection file names when non-empty. Default ''. */
+  clusterId?: string
+  /** Address to bind. Default 127.0.0.1. */
+  ip?: string
+  /** Host name written to the connection files for peers on other machines. Default: this host's name. */
+  location?: string
+  /** Heartbeat period in ms (`--ping`). Default 3000. */
+  pingMs?: number
+  /** Heartbeats an engine may miss in a row before it is declared dead. Default 10. */
+  maxHeartbeatMisses?: number
+  /** Load-balancing scheme name. Default leastload. */
+  scheme?: string
+  /** Most tasks one engine holds at once; 0 = unlimited. Default 1. */
+  hwm?: number
+  /** HMAC key; default a fresh random one. */
+  key?: string
+  /** Registration port (`--port`); default a free one. */
+  registrationPort?: number
+  /** How long a registered engine has to show a heartbeat. Default max(30 s, 5 periods). */
+  registrationTimeoutMs?: number
+  /** How long to wait for late replies from a dead engine before failing its tasks. Default 1000 ms. */
+  strandedGraceMs?: number
+  log?: Logger
+  random?: () => number
+}
+
+type Filled = Required<Omit<ControllerOptions, 'registrationPort'>> & { registrationPort: number }
+
+function fill(options: ControllerOptions): Filled {
+  const pingMs = options.pingMs ?? 3000
+  if (!Number.isFinite(pingMs) || pingMs < 10) throw new ConfigError(`pingMs must be a number of milliseconds >= 10, got ${pingMs}`)
+  const hwm = options.hwm ?? 1
+  if (!Number.isInteger(hwm) || hwm < 0) throw new ConfigError(`hwm must be a whole number >= 0 (0 = unlimited), got ${hwm}`)
+  const scheme = options.scheme ?? 'leastload'
+  if (scheme === 'pure') throw new ConfigError("scheme 'pure' is not available yet; use leastload, lru, plainrandom, twobin or weighted")
+  lookupScheme(scheme)
+  return {
+    profileDir: options.profileDir,
+    clusterId: options.clusterId ?? '',
+    ip: options.ip ?? '127.0.0.1',
+    location: options.location ?? hostname(),
+    pingMs,
+    maxHeartbeatMisses: options.maxHeartbeatMisses ?? 10,
+    scheme,
+    hwm,
+    key: options.key ?? newKey(),
+    registrationPort: options.registrationPort ?? 0,
+    registrationTimeoutMs: options.registrationTimeoutMs ?? Math.max(30_000, 5 * pingMs),
+    strandedGraceMs: options.strandedGraceMs ?? 1000,
+    log: options.log ?? createLogger('controller'),
+    random: options.random ?? Math.random,
+  }
+}
+
+/** The request types an engine answers, and the reply type for each. */
+const replyTypeOf = (requestType: string): string => requestType.replace(/_request$/, '_reply')
+
+/**
+ * The controller: binds every channel, writes the connection files, and joins the hub, the heartbeat monitor,
+ * the task scheduler and the relays on one event loop.
+ */
+export class Controller {
+  readonly clientFile: string
+  readonly engineFile: string
+  /** Messages dropped because they failed verification or could not be parsed. */
+  droppedMessages = 0
+  private readonly sockets: AnySocket[] = []
+  private readonly outboxes = new Map<AnySocket, Outbox>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private heartbeat: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+  private readonly startedAt = performance.now()
+  private readonly shutdownListeners: (() => void)[] = []
+  private hub!: Hub
+  private monitor!: HeartMonitor
+  private scheduler!: TaskScheduler
+
+  private constructor(
+    private readonly options: Filled,
+    private readonly session: Session,
+    readonly clientInfo: ClientConnectionInfo,
+    readonly engineInfo: EngineConnectionInfo,
+    private readonly s: Sockets,
+  ) {
+    this.clientFile = connectionFilePath(options.profileDir, 'client', options.clusterId)
+    this.engineFile = connectionFilePath(options.profileDir, 'engine', options.clusterId)
+  }
+
+  /** Binds all channels, then writes both connection files; peers may connect as soon as it resolves. */
+  static async start(userOptions: ControllerOptions): Promise<Controller> {
+    const options = fill(userOptions)
+    ensureProfileDir(options.profileDir)
+    const iface = `tcp://${options.ip}`
+    const s = makeSockets()
+    const all = Object.values(s) as AnySocket[]
+    try {
+      const port = (sock: AnySocket): Promise<number> => bindPort(sock, iface)
+      const registration = await bindPort(s.registration, iface, options.registrationPort)
+      const base = { ssh: '', interface: iface, registration, key: options.key, curve_serverkey: null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
+      const clientInfo: ClientConnectionInfo = {
+        ...base, control: await port(s.controlClient), mux: await port(s.muxClient), task: await port(s.taskClient),
+        task_scheme: options.scheme, iopub: await port(s.iopubClient), notification: await port(s.notification), broadcast: await port(s.broadcastClient),
+      }
+      const engineInfo: EngineConnectionInfo = {
+        ...base, control: await port(s.controlEngine), mux: await port(s.muxEngine), task: await port(s.taskEngine),
+        iopub: await port(s.iopubEngine), hb_ping: await port(s.hbPing), hb_pong: await port(s.hbPong), broadcast: [await port(s.broadcastEngine)],
+      }
+      const controller = new Controller(options, new Session({ key: options.key }), clientInfo, engineInfo, s)
+      controller.sockets.push(...all)
+      controller.wire()
+      writeConnectionFile(controller.engineFile, engineInfo)
+      writeConnectionFile(controller.clientFile, clientInfo)
+      options.log.info(`controller ready (scheme ${options.scheme}, hwm ${options.hwm}); client file ${controller.clientFile}`)
+      return controller
+    } catch (e) {
+      closeAll(all)
+      throw e
+    }
+  }
+
+  /** Resolves once a client's shutdown_request has been answered. */
+  onShutdownRequest(listener: () => void): void {
+    this.shutdownListeners.push(listener)
+  }
+
+  /** Registered engines, in id order. */
+  get engines(): { id: number; uuid: string; language: string }[] {
+    return this.hub.registered
+  }
+
+  /** Stops timers, closes every socket and removes the connection files. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.heartbeat) clearInterval(this.heartbeat)
+      for (const t of this.timers) clearTimeout(t)
+      removeConnectionFile(this.clientFile)
+      removeConnectionFile(this.engineFile)
+      // Let replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
+      await Promise.race([Promise.all([...this.outboxes.values()].map((o) => o.drained())), new Promise((r) => setTimeout(r, 500))])
+      closeAll(this.sockets)
+    })()
+    return this.stopping
+  }
+
+  private wire(): void {
+    const { log } = this.options
+    const s = this.s
+    const setTimer = (callback: () => void, ms: number): unknown => {
+      const t = setTimeout(() => {
+        this.timers.delete(t)
+        callback()
+      }, ms)
+      this.timers.add(t)
+      return t
+    }
+    const clearTimer = (handle: unknown): void => {
+      clearTimeout(handle as NodeJS.Timeout)
+      this.timers.delete(handle as NodeJS.Timeout)
+    }
+    const { key: _k, curve_serverkey: _c, location: _l, pack: _p, unpack: _u, signature_scheme: _s, ssh: _ssh, ...engineChannels } = this.engineInfo
+    this.hub = new Hub({
+      reply: (idents, type, content, parent) => this.send(s.registration, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }), idents)),
+      notify: (type, content, parent) => this.send(s.notification, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }))),
+      engineJoined: (engine) => this.scheduler.addEngine(engine.uuid, engine.language),
+      engineLeft: (engine) => {
+        this.monitor.stop(engine.uuid)
+        this.scheduler.removeEngine(engine.uuid)
+      },
+      shutdownRequested: () => setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
+      setTimer, clearTimer, log,
+    }, {
+      heartbeatPeriodMs: this.options.pingMs,
+      registrationTimeoutMs: this.options.registrationTimeoutMs,
+      engineChannels,
+      enginesFile: join(this.options.profileDir, 'log', `engines${this.options.clusterId}.json`),
+    })
+    this.monitor = new HeartMonitor({
+      ping: (payload) => this.send(s.hbPing, [payload]),
+      newHeart: (uuid) => this.hub.heartSeen(uuid),
+      heartFailed: (uuid) => this.hub.unregister(uuid, 'heartbeat stopped'),
+      lifetime: () => (performance.now() - this.startedAt) / 1000,
+    }, this.options.maxHeartbeatMisses)
+    this.scheduler = new TaskScheduler({
+      sendToEngine: (uuid, task, undeliverable) => this.send(s.taskEngine, [Buffer.from(uuid), ...task.clientIdents, ...task.wire], undeliverable),
+      forwardReply: (task, uuid, wire) => this.send(s.taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire]),
+      failTask: (task, ename, evalue, engineUuid) => {
+        this.hub.requestFinished(task.msgId, engineUuid, false)
+        const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
+        this.replyError(s.taskClient, task.clientIdents, task.header, ename, evalue, metadata)
+      },
+      taskAssigned: (task, uuid) => this.hub.taskAssigned(task.msgId, uuid),
+      setTimer, clearTimer, log,
+    }, { scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs })
+
+    this.loop(s.registration, 'registration', (frames) => {
+      const { idents, msg } = this.session.deserialize(frames)
+      this.hub.handleQuery(idents, msg)
+    })
+    this.loop(s.hbPong, 'heartbeat', (frames) => {
+      const [id, payload] = frames
+      if (id && payload) this.monitor.pong(id.toString(), payload)
+    })
+    this.relay(s.muxClient, s.muxEngine, 'mux')
+    this.relay(s.controlClient, s.controlEngine, 'control')
+    this.loop(s.taskClient, 'task', (frames) => this.taskSubmitted(frames))
+    this.loop(s.taskEngine, 'task (engines)', (frames) => this.taskReplied(frames))
+    this.loop(s.iopubEngine, 'iopub', (frames) => {
+      const { msg } = this.session.deserialize(frames)
+      if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
+      this.send(s.iopubClient, frames)
+    })
+    this.loop(s.broadcastClient, 'broadcast', (frames) => {
+      const { idents, msg } = this.session.deserialize(frames)
+      this.replyError(s.broadcastClient, idents, msg.header, 'NotImplementedError', 'this controller does not run broadcast views yet; use a direct view')
+    })
+    this.monitor.beat()
+    this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
+  }
+
+  /** A client submitted a load-balanced task. */
+  private taskSubmitted(frames: Frames): void {
+    const { idents, msg, wire } = this.session.deserialize<object, TaskMetadata>(frames)
+    const md = msg.metadata
+    const refuse = (why: string): void => this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', why)
+    if (hasDependencies(md.after) || hasDependencies(md.follow)) {
+      refuse('after/follow dependencies are not supported by this controller yet')
+      return
+    }
+    const targets = Array.isArray(md.targets) ? md.targets.map(String) : []
+    const retries = typeof md.retries === 'number' && md.retries > 0 ? Math.floor(md.retries) : 0
+    const timeoutMs = typeof md.timeout === 'number' && md.timeout > 0 ? md.timeout * 1000 : undefined
+    const task: Task = {
+      msgId: msg.header.msg_id, clientIdents: idents, wire, header: msg.header,
+      language: typeof md.language === 'string' ? md.language : 'python',
+      targets: new Set(targets), retries, timeoutMs,
+    }
+    this.hub.taskSubmitted(task.msgId)
+    this.scheduler.submit(task)
+  }
+
+  /** An engine answered a load-balanced task. */
+  private taskReplied(frames: Frames): void {
+    const { idents, msg, wire } = this.session.deserialize(frames)
+    const engineUuid = idents[0]?.toString() ?? ''
+    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
+    const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)
+    const forwarded = this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
+    if (forwarded) this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
+  }
+
+  /**
+   * A ROUTER-ROUTER relay with identity swap (reference §1.3): `[client, engine, msg]` in from clients goes
+   * out as `[engine, client, msg]`, and the engine's answer comes back the same way.
+   */
+  private relay(clientSide: Router, engineSide: Router, name: string): void {
+    const accounting = name === 'mux'
+    this.loop(clientSide, name, (frames) => {
+      const { idents, msg } = this.session.deserialize(frames)
+      const [client, engine] = idents
+      if (!client || !engine) throw new Error('request has no engine identity frame')
+      const uuid = engine.toString()
+      const unreachable = (): void => this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
+      if (!this.hub.engineByUuid(uuid)) {
+        unreachable()
+        return
+      }
+      if (accounting) this.hub.muxSubmitted(msg.header.msg_id, uuid)
+      this.send(engineSide, [engine, client, ...frames.slice(2)], unreachable)
+    })
+    this.loop(engineSide, `${name} (engines)`, (frames) => {
+      const { idents, msg } = this.session.deserialize(frames)
+      const [engine, client] = idents
+      if (!engine || !client) throw new Error('reply has no client identity frame')
+      if (accounting) this.hub.requestFinished((msg.parent_header as Partial<Header>).msg_id ?? '', engine.toString(), true)
+      this.send(clientSide, [client, engine, ...frames.slice(2)])
+    })
+  }
+
+  /** The one path for an error reply made by the controller: `<x>_reply` with the request as parent. */
+  private replyError(socket: Router, idents: Buffer[], parent: Header, ename: string, evalue: string, metadata: object = {}): void {
+    const reply: Message<object, object> = this.session.msg(replyTypeOf(parent.msg_type), errorContent(ename, evalue), { parent, metadata })
+    this.send(socket, this.session.serialize(reply, idents))
+  }
+
+  private send(socket: Router | Publisher, frames: Frames, undeliverable?: () => void): void {
+    let outbox = this.outboxes.get(socket)
+    if (!outbox) {
+      outbox = new Outbox(socket, (error, failed) => {
+        const fallback = this.undeliverable.get(failed)
+        if (fallback) fallback()
+        else this.options.log.warn(`send failed: ${(error as Error).message}`)
+      })
+      this.outboxes.set(socket, outbox)
+    }
+    if (undeliverable) this.undeliverable.set(frames, undeliverable)
+    outbox.send(frames)
+  }
+
+  private readonly undeliverable = new WeakMap<Frames, () => void>()
+
+  private loop(socket: Router | AnySocket & { [Symbol.asyncIterator]: unknown }, channel: string, handle: (frames: Frames) => void): void {
+    const log = this.options.log
+    void receiveLoop(socket as Router, handle, (error) => {
+      this.droppedMessages++
+      log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
+    }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
+  }
+}
+
+function hasDependencies(dep: unknown): boolean {
+  if (Array.isArray(dep)) return dep.length > 0
+  if (dep && typeof dep === 'object') {
+    const ids = (dep as { dependencies?: unknown }).dependencies
+    return Array.isArray(ids) && ids.length > 0
+  }
+  return false
+}
+
+interface Sockets {
+  registration: Router
+  notification: Publisher
+  hbPing: Publisher
+  hbPong: Router
+  muxClient: Router
+  muxEngine: Router
+  controlClient: Router
+  controlEngine: Router
+  taskClient: Router
+  taskEngine: Router
+  iopubEngine: ReturnType<typeof createSubscriber>
+  iopubClient: Publisher
+  broadcastClient: Router
+  broadcastEngine: Router
+}
+
+function makeSockets(): Sockets {
+  return {
+    registration: createRouter(),
+    notification: createPublisher(),
+    hbPing: createPublisher(),
+    hbPong: createRouter(),
+    muxClient: createRouter({ routingId: 'mux_in' }),
+    // Engine-facing ROUTERs refuse to drop messages for unknown peers, so nothing is lost silently.
+    muxEngine: createRouter({ routingId: 'mux_out', mandatory: true }),
+    controlClient: createRouter({ routingId: 'control_in' }),
+    controlEngine: createRouter({ routingId: 'control_out', mandatory: true }),
+    taskClient: createRouter({ routingId: 'task_in' }),
+    taskEngine: createRouter({ routingId: 'task_out', mandatory: true }),
+    iopubEngine: createSubscriber(),
+    iopubClient: createPublisher(),
+    broadcastClient: createRouter({ routingId: 'sub_scheduler_0' }),
+    broadcastEngine: createRouter({ routingId: 'sub_scheduler_00' }),
+  }
+}

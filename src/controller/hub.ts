@@ -1,0 +1,245 @@
+import { writeFileSync } from 'node:fs'
+import { errorContent } from '../common/errors.js'
+import type { Logger } from '../common/log.js'
+import type { EngineConnectionInfo } from '../protocol/connection-file.js'
+import type { Header, JsonObject, Message } from '../protocol/messages.js'
+
+/** An engine whose registration has completed (its heart was seen). */
+export interface EngineRecord {
+  id: number
+  uuid: string
+  language: string
+}
+
+interface PendingRegistration extends EngineRecord {
+  timer: unknown
+}
+
+interface EngineQueues {
+  /** Direct (mux) requests sent to the engine and not answered. */
+  queue: Set<string>
+  /** Load-balanced tasks assigned to the engine and not answered. */
+  tasks: Set<string>
+  /** Requests the engine has answered. */
+  completed: string[]
+}
+
+/** What the hub needs from the controller around it. */
+export interface HubHooks {
+  reply(idents: Buffer[], type: string, content: object, parent: Header | undefined): void
+  notify(type: string, content: object, parent?: Header): void
+  engineJoined(engine: EngineRecord): void
+  engineLeft(engine: EngineRecord): void
+  /** A client asked the controller to shut down; the reply has been sent. */
+  shutdownRequested(): void
+  setTimer(callback: () => void, ms: number): unknown
+  clearTimer(handle: unknown): void
+  log: Logger
+}
+
+export interface HubOptions {
+  heartbeatPeriodMs: number
+  registrationTimeoutMs: number
+  /** The engine connection file's channels, sent back in registration_reply. */
+  engineChannels: Omit<EngineConnectionInfo, 'key' | 'curve_serverkey' | 'location' | 'pack' | 'unpack' | 'signature_scheme' | 'ssh'>
+  /** Where to keep `{engines, next_id}` for --restore; undefined = nowhere. */
+  enginesFile: string | undefined
+}
+
+type QueryHandler = (idents: Buffer[], msg: Message) => void
+
+/**
+ * The hub: registry of engines (two-phase registration completed by the first heartbeat), the requests of
+ * the registration/query channel, and the accounting behind queue_status.
+ */
+export class Hub {
+  private readonly engines = new Map<number, EngineRecord>()
+  private readonly byUuid = new Map<string, EngineRecord>()
+  private readonly pending = new Map<string, PendingRegistration>()
+  private readonly queues = new Map<string, EngineQueues>()
+  private readonly unassigned = new Set<string>()
+  private nextId = 0
+
+  /** Handlers of the query channel by message type; anything else gets hub_error. */
+  private readonly handlers: Record<string, QueryHandler> = {
+    connection_request: (idents, msg) => this.connectionRequest(idents, msg),
+    registration_request: (idents, msg) => this.registrationRequest(idents, msg),
+    unregistration_request: (_idents, msg) => this.unregistrationRequest(msg),
+    queue_request: (idents, msg) => this.queueRequest(idents, msg),
+    shutdown_request: (idents, msg) => this.shutdownRequest(idents, msg),
+  }
+
+  constructor(private readonly hooks: HubHooks, private readonly options: HubOptions) {}
+
+  /** Registered engines in id order. */
+  get registered(): EngineRecord[] {
+    return [...this.engines.values()].sort((a, b) => a.id - b.id)
+  }
+
+  engineByUuid(uuid: string): EngineRecord | undefined {
+    return this.byUuid.get(uuid)
+  }
+
+  handleQuery(idents: Buffer[], msg: Message): void {
+    const handler = this.handlers[msg.header.msg_type]
+    if (!handler) {
+      this.hooks.reply(idents, 'hub_error', errorContent('KeyError', `"Bad Message Type: '${msg.header.msg_type}'"`), msg.header)
+      return
+    }
+    handler(idents, msg)
+  }
+
+  /** The heartbeat saw an engine for the first time: a pending registration completes. */
+  heartSeen(uuid: string): void {
+    const reg = this.pending.get(uuid)
+    if (!reg) return
+    this.pending.delete(uuid)
+    this.hooks.clearTimer(reg.timer)
+    const engine: EngineRecord = { id: reg.id, uuid, language: reg.language }
+    this.engines.set(engine.id, engine)
+    this.byUuid.set(uuid, engine)
+    this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: [] })
+    this.hooks.log.info(`engine ${engine.id} (${engine.language}) registered: ${uuid}`)
+    this.saveEngines()
+    this.hooks.notify('registration_notification', { id: engine.id, uuid })
+    this.hooks.engineJoined(engine)
+  }
+
+  /** An engine is gone: its heart stopped, it or its nanny unregistered, or it shut down. */
+  unregister(uuid: string, why: string): void {
+    const reg = this.pending.get(uuid)
+    if (reg) {
+      this.pending.delete(uuid)
+      this.hooks.clearTimer(reg.timer)
+      return
+    }
+    const engine = this.byUuid.get(uuid)
+    if (!engine) return
+    this.engines.delete(engine.id)
+    this.byUuid.delete(uuid)
+    this.queues.delete(uuid)
+    this.hooks.log.info(`engine ${engine.id} unregistered (${why})`)
+    this.saveEngines()
+    this.hooks.notify('unregistration_notification', { id: engine.id, uuid })
+    this.hooks.engineLeft(engine)
+  }
+
+  // Task accounting, fed by the relays and the task scheduler.
+  taskSubmitted(msgId: string): void {
+    this.unassigned.add(msgId)
+  }
+  taskAssigned(msgId: string, engineUuid: string): void {
+    this.unassigned.delete(msgId)
+    for (const q of this.queues.values()) q.tasks.delete(msgId) // a retried task moves between engines
+    this.queues.get(engineUuid)?.tasks.add(msgId)
+  }
+  /** A task or direct request was answered; aborted load-balanced tasks are not counted as completed. */
+  requestFinished(msgId: string, engineUuid: string | undefined, countAsCompleted: boolean): void {
+    this.unassigned.delete(msgId)
+    const q = engineUuid === undefined ? undefined : this.queues.get(engineUuid)
+    if (!q) return
+    const had = q.tasks.delete(msgId) || q.queue.delete(msgId)
+    if (had && countAsCompleted) q.completed.push(msgId)
+  }
+  muxSubmitted(msgId: string, engineUuid: string): void {
+    this.queues.get(engineUuid)?.queue.add(msgId)
+  }
+
+  private connectionRequest(idents: Buffer[], msg: Message): void {
+    const engines: Record<string, string> = {}
+    for (const e of this.registered) engines[String(e.id)] = e.uuid
+    this.hooks.reply(idents, 'connection_reply', { status: 'ok', engines }, msg.header)
+  }
+
+  private registrationRequest(idents: Buffer[], msg: Message): void {
+    const content = msg.content as { uuid?: unknown; id?: unknown; language?: unknown }
+    const uuid = content.uuid
+    if (typeof uuid !== 'string' || uuid === '') {
+      this.hooks.reply(idents, 'registration_reply', errorContent('ValueError', 'registration_request needs a uuid string'), msg.header)
+      return
+    }
+    if (this.byUuid.has(uuid) || this.pending.has(uuid)) {
+      this.hooks.reply(idents, 'registration_reply', errorContent('KeyError', `uuid '${uuid}' in use`), msg.header)
+      return
+    }
+    const id = this.newEngineId(typeof content.id === 'number' ? content.id : undefined)
+    const language = typeof content.language === 'string' ? content.language : 'python'
+    const timer = this.hooks.setTimer(() => {
+      if (this.pending.delete(uuid)) this.hooks.log.warn(`registration of engine ${id} (${uuid}) timed out: no heartbeat seen`)
+    }, this.options.registrationTimeoutMs)
+    this.pending.set(uuid, { id, uuid, language, timer })
+    this.hooks.reply(idents, 'registration_reply', {
+      status: 'ok',
+      id,
+      hb_period: this.options.heartbeatPeriodMs,
+      connection_info: this.options.engineChannels,
+    }, msg.header)
+  }
+
+  private unregistrationRequest(msg: Message): void {
+    const { id } = msg.content as { id?: unknown }
+    const engine = typeof id === 'number' ? this.engines.get(id) : undefined
+    if (engine) this.unregister(engine.uuid, 'unregistration request')
+  }
+
+  private queueRequest(idents: Buffer[], msg: Message): void {
+    const { targets, verbose } = msg.content as { targets?: unknown; verbose?: unknown }
+    let chosen: EngineRecord[]
+    if (targets === null || targets === undefined) {
+      chosen = this.registered
+    } else {
+      const list = Array.isArray(targets) ? targets : [targets]
+      const unknown = list.filter((t) => this.lookup(t) === undefined)
+      if (unknown.length > 0) {
+        this.hooks.reply(idents, 'hub_error', errorContent('IndexError', `No Such Engine: ${JSON.stringify(unknown)}`), msg.header)
+        return
+      }
+      chosen = list.map((t) => this.lookup(t) as EngineRecord)
+    }
+    const content: JsonObject = { status: 'ok' }
+    for (const e of chosen) {
+      const q = this.queues.get(e.uuid)
+      if (!q) continue
+      content[String(e.id)] = verbose === true
+        ? { queue: [...q.queue], completed: [...q.completed], tasks: [...q.tasks] }
+        : { queue: q.queue.size, completed: q.completed.length, tasks: q.tasks.size }
+    }
+    content.unassigned = verbose === true ? [...this.unassigned] : this.unassigned.size
+    this.hooks.reply(idents, 'queue_reply', content, msg.header)
+  }
+
+  private shutdownRequest(idents: Buffer[], msg: Message): void {
+    this.hooks.reply(idents, 'shutdown_reply', { status: 'ok' }, msg.header)
+    this.hooks.notify('shutdown_notification', { status: 'ok' }, msg.header)
+    this.hooks.shutdownRequested()
+  }
+
+  /** An engine by id (number or numeric string) or uuid. */
+  private lookup(target: unknown): EngineRecord | undefined {
+    if (typeof target === 'number') return this.engines.get(target)
+    if (typeof target === 'string') return this.byUuid.get(target) ?? (/^\d+$/.test(target) ? this.engines.get(Number(target)) : undefined)
+    return undefined
+  }
+
+  /** Ids count up from 0 and are never reused; a requested id is granted if free. */
+  private newEngineId(requested: number | undefined): number {
+    const taken = (id: number): boolean => this.engines.has(id) || [...this.pending.values()].some((p) => p.id === id)
+    if (requested !== undefined && Number.isInteger(requested) && requested >= 0 && !taken(requested)) {
+      this.nextId = Math.max(this.nextId, requested + 1)
+      return requested
+    }
+    while (taken(this.nextId)) this.nextId++
+    return this.nextId++
+  }
+
+  private saveEngines(): void {
+    if (!this.options.enginesFile) return
+    const engines: Record<string, string> = {}
+    for (const e of this.registered) engines[String(e.id)] = e.uuid
+    try {
+      writeFileSync(this.options.enginesFile, JSON.stringify({ engines, next_id: this.nextId }))
+    } catch (e) {
+      this.hooks.log.warn(`could not write ${this.options.enginesFile}: ${(e as Error).message}`)
+    }
+  }
+}

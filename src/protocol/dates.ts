@@ -1,0 +1,34 @@
+/** Dates as Python's `datetime.isoformat()` writes them on the wire, and a parser for every form it may send. */
+
+const ISO = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:?\d\d)?$/
+
+/** Now, as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, UTC). */
+export function isoNow(nowMs: number = performance.timeOrigin + performance.now()): string {
+  return formatIsoMicros(nowMs)
+}
+
+export function formatIsoMicros(ms: number): string {
+  const whole = Math.floor(ms)
+  const micros = Math.floor((ms - whole) * 1000)
+  const base = new Date(whole).toISOString() // …T07:08:45.811Z
+  return `${base.slice(0, 23)}${String(micros).padStart(3, '0')}Z`
+}
+
+/**
+ * Parses a wire date to epoch milliseconds (fractional: microseconds kept). Accepts `Z`, `±HH:MM`, `±HHMM`,
+ * no zone (taken as UTC, as ipyparallel does), and 0-6 fraction digits. Returns undefined for anything else.
+ */
+export function parseIsoDate(text: unknown): number | undefined {
+  if (typeof text !== 'string') return undefined
+  const m = ISO.exec(text)
+  if (!m) return undefined
+  const [, y, mo, d, h, mi, s, frac = '', zone = 'Z'] = m
+  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
+  ms += Number(frac.padEnd(6, '0')) / 1000
+  if (zone !== 'Z') {
+    const sign = zone.startsWith('-') ? -1 : 1
+    const digits = zone.slice(1).replace(':', '')
+    ms -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4))) * 60_000
+  }
+  return ms
+}

@@ -1,0 +1,63 @@
+/** The Jupyter message envelope as ipyparallel 7.1 uses it (reference §3). */
+
+export const DELIMITER = Buffer.from('<IDS|MSG>')
+export const PROTOCOL_VERSION = '5.3'
+
+export interface Header {
+  msg_id: string
+  msg_type: string
+  username: string
+  session: string
+  /** ISO 8601 UTC with microseconds, as Python writes it (`…T07:08:45.811574Z`). */
+  date: string
+  version: string
+  [extra: string]: unknown
+}
+
+export type JsonObject = Record<string, unknown>
+
+export interface Message<C = JsonObject, M = JsonObject> {
+  header: Header
+  /** The full header of the request this answers, or `{}`. */
+  parent_header: Header | Record<string, never>
+  metadata: M
+  content: C
+  buffers: Buffer[]
+}
+
+/** A verified message as received: routing frames, the parsed message and the raw frames from the delimiter on. */
+export interface Received<C = JsonObject, M = JsonObject> {
+  idents: Buffer[]
+  msg: Message<C, M>
+  /** `[<IDS|MSG>, signature, header, parent, metadata, content, ...buffers]`, exactly as received. */
+  wire: Buffer[]
+}
+
+/** Task metadata our client sends on the task channel (ipyparallel's keys plus ours). */
+export interface TaskMetadata {
+  after?: unknown
+  follow?: unknown
+  timeout?: number | null
+  targets?: string[]
+  retries?: number
+  /** Ours: the language the task needs; absent means `python`. */
+  language?: string
+  [extra: string]: unknown
+}
+
+/** Engine metadata on every reply (reference §4.7). */
+export interface ReplyMetadata {
+  started?: string
+  dependencies_met?: boolean
+  engine?: string
+  is_broadcast?: boolean
+  is_coalescing?: boolean
+  original_msg_id?: string
+  status?: string
+  engine_info?: { engine_uuid: string; engine_id: number; method?: string }
+  [extra: string]: unknown
+}
+
+export function isMessageOfType<C>(msg: Message, type: string): msg is Message<C & JsonObject> {
+  return msg.header.msg_type === type
+}
