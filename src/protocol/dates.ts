@@ -9,7 +9,7 @@ export function isoNow(nowMs: number = performance.timeOrigin + performance.now(
 
 export function formatIsoMicros(ms: number): string {
   const whole = Math.floor(ms)
-  const micros = Math.floor((ms - whole) * 1000)
+  const micros = Math.min(999, Math.round((ms - whole) * 1000))
   const base = new Date(whole).toISOString() // …T07:08:45.811Z
   return `${base.slice(0, 23)}${String(micros).padStart(3, '0')}Z`
 }

@@ -1,0 +1,175 @@
+import t from 'tap'
+import { silentLogger } from '../src/common/log.js'
+import { leastload, lru } from '../src/schedulers/schemes.js'
+import { TaskScheduler, type SchedulerHost, type Task } from '../src/schedulers/task-scheduler.js'
+import type { Header } from '../src/protocol/messages.js'
+
+/** A host that records what the scheduler does and runs timers only when told. */
+function fakeHost() {
+  const sent: [string, string][] = []
+  const forwarded: [string, string][] = []
+  const failed: [string, string][] = []
+  const timers: { fn: () => void; ms: number; cleared: boolean }[] = []
+  let unreachable = new Set<string>()
+  const host: SchedulerHost = {
+    sendToEngine: (uuid, task, undeliverable) => {
+      if (unreachable.has(uuid)) undeliverable()
+      else sent.push([task.msgId, uuid])
+    },
+    forwardReply: (task, uuid) => forwarded.push([task.msgId, uuid]),
+    failTask: (task, ename) => failed.push([task.msgId, ename]),
+    taskAssigned: () => {},
+    setTimer: (fn, ms) => {
+      const timer = { fn, ms, cleared: false }
+      timers.push(timer)
+      return timer
+    },
+    clearTimer: (h) => {
+      ;(h as { cleared: boolean }).cleared = true
+    },
+    log: silentLogger,
+  }
+  const fire = (): void => {
+    for (const timer of timers.splice(0)) if (!timer.cleared) timer.fn()
+  }
+  return { host, sent, forwarded, failed, fire, setUnreachable: (s: string[]) => (unreachable = new Set(s)) }
+}
+
+let n = 0
+function task(overrides: Partial<Task> = {}): Task {
+  const msgId = `m${n++}`
+  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, ...overrides }
+}
+const ok = { status: 'ok', dependenciesMet: true }
+const options = { scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 1000 }
+
+t.test('hwm 1: an engine never holds two tasks; the next goes out when one finishes', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  const tasks = [task(), task(), task()]
+  tasks.forEach((x) => s.submit(x))
+  t.equal(f.sent.length, 2)
+  t.not(f.sent[0]?.[1], f.sent[1]?.[1])
+  t.equal(s.queueLength, 1)
+  const [firstId, firstEngine] = f.sent[0] as [string, string]
+  t.ok(s.engineReply(firstEngine, firstId, ok, []))
+  t.same(f.sent[2], [tasks[2]?.msgId, firstEngine])
+  t.equal(s.queueLength, 0)
+})
+
+t.test('hwm 0: everything goes out at once, least loaded first', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, { ...options, hwm: 0 })
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  for (let i = 0; i < 6; i++) s.submit(task())
+  t.same(f.sent.map(([, e]) => e).sort(), ['A', 'A', 'A', 'B', 'B', 'B'])
+})
+
+t.test('tasks go only to engines of their language', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('py', 'python')
+  const js = task()
+  s.submit(js)
+  t.equal(f.sent.length, 0, 'waits: no JavaScript engine yet')
+  s.submit(task({ language: 'python' }))
+  t.same(f.sent.map(([, e]) => e), ['py'])
+  s.addEngine('node', 'javascript')
+  t.same(f.sent[1], [js.msgId, 'node'])
+})
+
+t.test('lru cycles through the engines', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, { ...options, scheme: lru, hwm: 0 })
+  for (const e of ['A', 'B', 'C']) s.addEngine(e, 'javascript')
+  for (let i = 0; i < 6; i++) s.submit(task())
+  t.same(f.sent.map(([, e]) => e), ['C', 'B', 'A', 'C', 'B', 'A'])
+})
+
+t.test('targets restrict placement; targets that are not registered fail at once', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  s.submit(task({ targets: new Set(['B']) }))
+  s.submit(task({ targets: new Set(['B']) }))
+  t.same(f.sent.map(([, e]) => e), ['B'])
+  const ghost = task({ targets: new Set(['Z']) })
+  s.submit(ghost)
+  t.same(f.failed, [[ghost.msgId, 'ImpossibleDependency']])
+})
+
+t.test('a dead engine\'s tasks fail with EngineError after the grace period, or are retried', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  const lost = task()
+  s.submit(lost)
+  s.removeEngine('A')
+  t.same(f.failed, [], 'not before the grace period')
+  f.fire()
+  t.same(f.failed, [[lost.msgId, 'EngineError']])
+
+  const g = fakeHost()
+  const r = new TaskScheduler(g.host, options)
+  r.addEngine('A', 'javascript')
+  r.addEngine('B', 'javascript')
+  const retried = task({ retries: 1 })
+  r.submit(retried)
+  const first = g.sent[0]?.[1] as string
+  r.removeEngine(first)
+  g.fire()
+  t.same(g.failed, [])
+  t.same(g.sent[1], [retried.msgId, first === 'A' ? 'B' : 'A'], 'retried on the other engine')
+})
+
+t.test('a failed task with retries runs again elsewhere; the failure is not forwarded', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  const x = task({ retries: 1 })
+  s.submit(x)
+  const first = f.sent[0]?.[1] as string
+  t.notOk(s.engineReply(first, x.msgId, { status: 'error', dependenciesMet: true }, []))
+  t.equal(f.sent.length, 2)
+  t.not(f.sent[1]?.[1], first)
+  t.ok(s.engineReply(f.sent[1]?.[1] as string, x.msgId, { status: 'error', dependenciesMet: true }, []))
+  t.same(f.forwarded.map(([id]) => id), [x.msgId])
+})
+
+t.test('timeout bounds only the wait in the scheduler', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  const placed = task({ timeoutMs: 10 })
+  const waiting = task({ timeoutMs: 10 })
+  s.addEngine('A', 'javascript')
+  s.submit(placed)
+  s.submit(waiting)
+  f.fire()
+  t.same(f.failed, [[waiting.msgId, 'TaskTimeout']])
+})
+
+t.test('an unreachable engine gets the task back; it is placed again later', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  f.setUnreachable(['A'])
+  s.addEngine('A', 'javascript')
+  const x = task()
+  s.submit(x)
+  t.equal(s.queueLength, 1)
+  f.setUnreachable([])
+  f.fire()
+  t.same(f.sent, [[x.msgId, 'A']])
+})
+
+t.test('replies for unknown tasks are dropped', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  t.notOk(s.engineReply('A', 'nope', ok, []))
+  t.same(f.forwarded, [])
+})
