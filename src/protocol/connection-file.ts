@@ -96,9 +96,9 @@ export function checkConnectionInfo<T>(info: unknown, required: readonly (keyof 
     if (!(key in info)) throw new ConfigError(`${where} lacks the key '${String(key)}'`)
   }
   const scheme = (info as { signature_scheme?: unknown }).signature_scheme
-  if (scheme !== undefined && scheme !== 'hmac-sha256') throw new ConfigError(`${where}: signature_scheme '${String(scheme)}' is not supported (only hmac-sha256)`)
+  if (scheme !== undefined && scheme !== 'hmac-sha256') throw new ConfigError(`${where}: signature_scheme ${JSON.stringify(scheme)} is not supported (only hmac-sha256)`)
   const packer = (info as { pack?: unknown }).pack
-  if (packer !== undefined && packer !== 'json') throw new ConfigError(`${where}: pack '${String(packer)}' is not supported (only json)`)
+  if (packer !== undefined && packer !== 'json') throw new ConfigError(`${where}: pack ${JSON.stringify(packer)} is not supported (only json)`)
   return info as T
 }
 

@@ -24,8 +24,8 @@ type ViewType = (typeof viewTypes)[number]
 
 // Node implements these hooks on the default (de)serializer but does not declare them in its types.
 interface HostObjectHooks {
-  _writeHostObject(view: object): void
-  _readHostObject(): unknown
+  _writeHostObject: (this: v8.Serializer, view: object) => void
+  _readHostObject: (this: v8.Deserializer) => unknown
 }
 const writeInline = (v8.DefaultSerializer.prototype as unknown as HostObjectHooks)._writeHostObject
 const readInline = (v8.DefaultDeserializer.prototype as unknown as HostObjectHooks)._readHostObject
@@ -59,7 +59,7 @@ class FrameDeserializer extends v8.DefaultDeserializer {
   }
   _readHostObject(): unknown {
     if (this.readUint32() === INLINE) return readInline.call(this)
-    const Type = viewTypes[this.readUint32()] as ViewType | undefined
+    const Type = viewTypes[this.readUint32()]
     const frame = this.frames[this.readUint32()]
     if (!Type || !frame) throw new ProtocolError('payload refers to a binary frame that is missing')
     return viewOver(Type, frame)
@@ -138,7 +138,7 @@ export function findUncloneable(value: unknown, path: string): { path: string; w
       const found = findUncloneable(child, childPath)
       if (found) return found
     }
-    const name = (value as object).constructor?.name ?? 'object'
+    const name = (value).constructor?.name ?? 'object'
     return { path, what: `a ${name} (${(e as Error).message})` }
   }
 }

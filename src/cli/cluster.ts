@@ -1,0 +1,78 @@
+import { readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { Command } from 'commander'
+import { createLogger } from '../common/log.js'
+import { knownSchemes } from '../schedulers/schemes.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, type ProfileFlags } from './common.js'
+import { LocalCluster } from './local-cluster.js'
+
+interface StartFlags extends ProfileFlags {
+  n: number
+  scheme?: string
+  hwm?: number
+  ping?: number
+  timeout: number
+}
+
+function pidFile(profileDir: string, clusterId: string): string {
+  return join(profileDir, 'pid', `cluster${clusterId ? `-${clusterId}` : ''}.pid`)
+}
+
+export function clusterCommand(env: NodeJS.ProcessEnv): Command {
+  const program = new Command('cluster').description('Start or stop a local jsparallel cluster: a controller and N engines.')
+  const start = addProfileOptions(new Command('start'))
+    .description('Start a controller and N engines in the foreground; Ctrl-C stops them all.')
+    .option('-n, --n <count>', 'number of engines (default: number of CPUs)', intOption('-n', 1), cpus().length)
+    .option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`)
+    .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0))
+    .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10))
+    .option('--timeout <seconds>', 'how long to wait for the controller and engines to start', intOption('--timeout', 1), 60)
+    .action(async (flags: StartFlags) => {
+      const log = createLogger('cluster', logLevelOf(flags))
+      const profileDir = profileDirOf(flags, env)
+      const clusterId = clusterIdOf(flags)
+      const controllerArgs = [`--log-level=${flags.logLevel}`]
+      if (flags.scheme) controllerArgs.push(`--scheme=${flags.scheme}`)
+      if (flags.hwm !== undefined) controllerArgs.push(`--hwm=${flags.hwm}`)
+      if (flags.ping !== undefined) controllerArgs.push(`--ping=${flags.ping}`)
+      const cluster = new LocalCluster({ n: flags.n, profileDir, clusterId, controllerArgs, engineArgs: [`--log-level=${flags.logLevel}`], timeoutMs: flags.timeout * 1000, log })
+      const pid = pidFile(profileDir, clusterId)
+      const stop = async (): Promise<void> => {
+        log.info('stopping the cluster')
+        await cluster.stop()
+        rmSync(pid, { force: true })
+      }
+      onTerminate(stop)
+      try {
+        await cluster.start()
+      } catch (e) {
+        await stop()
+        throw e
+      }
+      mkdirSync(join(profileDir, 'pid'), { recursive: true })
+      writeFileSync(pid, String(process.pid))
+      log.info(`cluster ready: ${flags.n} engines; connect with new Client({ profileDir: '${profileDir}'${clusterId ? `, clusterId: '${clusterId}'` : ''} })`)
+      cluster.controller?.once('exit', () => {
+        stop().then(() => process.exit(0), () => process.exit(1))
+      })
+    })
+  const stop = addProfileOptions(new Command('stop'))
+    .description('Stop the cluster started with `cluster start` for this profile.')
+    .action((flags: ProfileFlags) => {
+      const file = pidFile(profileDirOf(flags, env), clusterIdOf(flags))
+      let pid: number
+      try {
+        pid = Number(readFileSync(file, 'utf8'))
+      } catch {
+        throw new Error(`no cluster is running for this profile (${file} not found)`)
+      }
+      process.kill(pid, 'SIGINT')
+      console.log(`sent SIGINT to cluster ${pid}`)
+    })
+  return program.addCommand(start).addCommand(stop)
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  await clusterCommand(env).parseAsync(argv)
+}

@@ -1,0 +1,159 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { newSessionId } from '../common/ids.js'
+import type { Logger } from '../common/log.js'
+import { TimeoutError } from '../common/errors.js'
+import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
+import { Session } from '../protocol/session.js'
+import { Outbox, closeAll, createDealer, createSubscriber, receiveLoop } from '../transport/sockets.js'
+
+const binDir = fileURLToPath(new URL('../../../bin/', import.meta.url))
+
+export interface LocalClusterOptions {
+  /** Number of engines. */
+  n: number
+  profileDir: string
+  clusterId: string
+  /** Extra arguments for the controller (`--scheme=lru`, `--ping=250`, ...). */
+  controllerArgs: string[]
+  engineArgs: string[]
+  /** How long to wait for the controller's files and for the engines to register. */
+  timeoutMs: number
+  log: Logger
+}
+
+interface EngineProcess {
+  child: ChildProcess
+  uuid: string
+  id: number | undefined
+}
+
+/**
+ * A controller and N engines as child processes of this one. It watches them like ipyparallel's nanny:
+ * an engine that exits is unregistered at once, so its tasks fail over without waiting for the heartbeat.
+ */
+export class LocalCluster {
+  controller: ChildProcess | undefined
+  readonly engines: EngineProcess[] = []
+  private session: Session | undefined
+  private readonly sockets: ReturnType<typeof createDealer | typeof createSubscriber>[] = []
+  private outbox: Outbox | undefined
+  private stopping = false
+  private readonly registered = new Map<string, number>()
+  private registrationWaiters: (() => void)[] = []
+
+  constructor(readonly options: LocalClusterOptions) {}
+
+  get clientFile(): string {
+    return connectionFilePath(this.options.profileDir, 'client', this.options.clusterId)
+  }
+
+  async start(): Promise<void> {
+    const { profileDir, clusterId, log } = this.options
+    mkdirSync(join(profileDir, 'log'), { recursive: true })
+    this.controller = this.spawnChild('controller', ['--profile-dir', profileDir, '--cluster-id', clusterId, ...this.options.controllerArgs], 'controller')
+    this.controller.on('exit', (code, signal) => {
+      if (!this.stopping) log.error(`controller exited unexpectedly (${signal ?? `code ${code}`})`)
+    })
+    await this.waitFor(() => existsSync(this.clientFile) && existsSync(connectionFilePath(profileDir, 'engine', clusterId)), 'the controller to write its connection files')
+    await this.watchRegistrations()
+    for (let i = 0; i < this.options.n; i++) this.startEngine()
+    await this.waitFor(() => this.registered.size >= this.options.n, `${this.options.n} engines to register`)
+  }
+
+  /** Starts one more engine, watched like the others. */
+  startEngine(): EngineProcess {
+    const uuid = newSessionId()
+    const args = ['--profile-dir', this.options.profileDir, '--cluster-id', this.options.clusterId, '--uuid', uuid, ...this.options.engineArgs]
+    const child = this.spawnChild('engine', args, `engine-${this.engines.length}`)
+    const engine: EngineProcess = { child, uuid, id: undefined }
+    this.engines.push(engine)
+    child.on('exit', (code, signal) => {
+      if (this.stopping) return
+      this.options.log.warn(`engine ${engine.id ?? '?'} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); unregistering it`)
+      this.unregister(engine)
+    })
+    return engine
+  }
+
+  /** Stops engines, then the controller; kills what has not exited after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopping = true
+    const children = [...this.engines.map((e) => e.child), ...(this.controller ? [this.controller] : [])]
+    await Promise.all(this.engines.map((e) => stopChild(e.child, graceMs)))
+    if (this.controller) await stopChild(this.controller, graceMs)
+    closeAll(this.sockets)
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  }
+
+  private spawnChild(bin: string, args: string[], logName: string): ChildProcess {
+    const logFile = join(this.options.profileDir, 'log', `${logName}${this.options.clusterId ? `-${this.options.clusterId}` : ''}.log`)
+    const fd = openSync(logFile, 'a')
+    const child = spawn(process.execPath, [join(binDir, `${bin}.js`), ...args], { stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    this.options.log.info(`${logName} started, pid ${child.pid}, log ${logFile}`)
+    return child
+  }
+
+  /** Follows registration notifications so that an engine's id is known when its process exits. */
+  private async watchRegistrations(): Promise<void> {
+    const info = readConnectionFile<ClientConnectionInfo>(this.clientFile, CLIENT_KEYS)
+    this.session = new Session({ key: info.key })
+    const notifications = createSubscriber()
+    const query = createDealer()
+    this.sockets.push(notifications, query)
+    notifications.connect(channelUrl(info.interface, info.notification))
+    query.connect(channelUrl(info.interface, info.registration))
+    this.outbox = new Outbox(query, (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`))
+    const session = this.session
+    void receiveLoop(notifications, (frames) => {
+      const { msg } = session.deserialize(frames)
+      const { id, uuid } = msg.content as { id?: number; uuid?: string }
+      if (msg.header.msg_type !== 'registration_notification' || typeof id !== 'number' || typeof uuid !== 'string') return
+      const engine = this.engines.find((e) => e.uuid === uuid)
+      if (!engine) return
+      engine.id = id
+      this.registered.set(uuid, id)
+      this.options.log.info(`engine ${id} registered (pid ${engine.child.pid})`)
+      for (const w of this.registrationWaiters) w()
+    }, (e) => this.options.log.warn(`bad notification: ${(e as Error).message}`))
+  }
+
+  private unregister(engine: EngineProcess): void {
+    if (engine.id === undefined || !this.session || !this.outbox) return
+    this.outbox.send(this.session.serialize(this.session.msg('unregistration_request', { id: engine.id })))
+  }
+
+  private waitFor(done: () => boolean, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.options.timeoutMs
+      const check = (): void => {
+        if (done()) {
+          clearInterval(poll)
+          resolve()
+        } else if (Date.now() > deadline || this.controller?.exitCode !== null) {
+          clearInterval(poll)
+          const why = this.controller?.exitCode !== null ? ' (the controller exited; see its log)' : ''
+          reject(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}${why}`))
+        }
+      }
+      // Files have no event to wait on; registrations do, but a poll covers both with one deadline.
+      const poll = setInterval(check, 50)
+      this.registrationWaiters.push(check)
+    })
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
