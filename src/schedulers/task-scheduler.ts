@@ -178,7 +178,9 @@ export class TaskScheduler {
     }
     if (candidates.length === 0) return false
     const pick = this.options.scheme(candidates.map((i) => (this.engines[i] as EngineSlot).load), this.options.random)
-    const index = candidates[pick] ?? (candidates[0])
+    // A scheme returning an index out of range falls back to the first candidate.
+    const index = candidates[pick] ?? candidates[0]
+    if (index === undefined) return false
     const [slot] = this.engines.splice(index, 1) as [EngineSlot]
     this.engines.push(slot) // now the most recently used
     slot.load++
