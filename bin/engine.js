@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+import { runMain } from './run.js'
+await runMain('engine')

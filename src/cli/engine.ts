@@ -1,0 +1,77 @@
+import { existsSync } from 'node:fs'
+import { Command } from 'commander'
+import { ConfigError } from '../common/errors.js'
+import { createLogger, type Logger } from '../common/log.js'
+import { Engine } from '../engine/engine.js'
+import {
+  checkConnectionInfo, connectionFilePath, readConnectionFile, ENGINE_KEYS, type EngineConnectionInfo,
+} from '../protocol/connection-file.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
+
+interface EngineFlags extends ProfileFlags {
+  file?: string
+  id?: number
+  uuid?: string
+  timeout: number
+}
+
+export function engineCommand(): Command {
+  const command = new Command('engine')
+    .description('Run a jsparallel engine: register with a controller and run JavaScript tasks until shut down.')
+    .option('--file <path>', 'engine connection file (default: security/ipcontroller[-<cluster-id>]-engine.json of the profile)')
+    .option('--id <n>', 'engine id to ask the controller for', intOption('--id', 0))
+    .option('--uuid <uuid>', 'engine uuid (session id and routing id); default a fresh one')
+    .option('--timeout <seconds>', 'how long to wait for the connection file to appear, and for the registration reply', secondsOption, 10)
+  return addProfileOptions(command)
+}
+
+function secondsOption(value: string): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`--timeout must be a positive number of seconds, got '${value}'`)
+  return n
+}
+
+/**
+ * `engine [options]`: like ipengine. The connection info comes from `--file`, else `$IPP_CONNECTION_INFO`
+ * (ipyparallel 8), else the profile's engine file, waited for up to `--timeout` seconds.
+ */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const command = engineCommand()
+  const known = new Set(command.options.map((o) => o.long ?? '').concat(['--help', '--version']))
+  const { ours, ignored } = splitForeignOptions(argv.slice(2), (flag) => known.has(flag))
+  command.parse(ours, { from: 'user' })
+  const flags = command.opts<EngineFlags>()
+  const log = createLogger('engine', logLevelOf(flags))
+  for (const arg of ignored) log.warn(`ignoring option ${arg}`)
+  // ipyparallel 8 launchers pass the profile and cluster id in the environment too.
+  if (flags.profileDir === undefined && env.IPP_PROFILE_DIR) flags.profileDir = env.IPP_PROFILE_DIR
+  if (command.getOptionValueSource('clusterId') === 'default' && env.IPP_CLUSTER_ID) flags.clusterId = env.IPP_CLUSTER_ID
+
+  const timeoutMs = flags.timeout * 1000
+  const connection = await loadConnection(flags, env, timeoutMs, log)
+  const engine = await Engine.start({ connection, log, id: flags.id, uuid: flags.uuid, registrationTimeoutMs: timeoutMs })
+  onTerminate(() => engine.stop())
+  await engine.closed
+  // Losing the controller is a failure for whoever watches this process; a requested stop is not.
+  process.exit(engine.stopReason === 'heartbeat' ? 1 : 0)
+}
+
+async function loadConnection(flags: EngineFlags, env: NodeJS.ProcessEnv, timeoutMs: number, log: Logger): Promise<EngineConnectionInfo> {
+  if (flags.file === undefined && env.IPP_CONNECTION_INFO) {
+    let info: unknown
+    try {
+      info = JSON.parse(env.IPP_CONNECTION_INFO)
+    } catch (e) {
+      throw new ConfigError('$IPP_CONNECTION_INFO is not valid JSON', { cause: e })
+    }
+    return checkConnectionInfo<EngineConnectionInfo>(info, ENGINE_KEYS, '$IPP_CONNECTION_INFO')
+  }
+  const file = flags.file ?? connectionFilePath(profileDirOf(flags, env), 'engine', clusterIdOf(flags))
+  if (!existsSync(file)) {
+    log.warn(`connection file ${file} not found; waiting up to ${timeoutMs / 1000} s for it to arrive`)
+    const deadline = Date.now() + timeoutMs
+    while (!existsSync(file) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+    if (!existsSync(file)) throw new ConfigError(`connection file ${file} never arrived (waited ${timeoutMs / 1000} s); is the controller running with this profile?`)
+  }
+  return readConnectionFile<EngineConnectionInfo>(file, ENGINE_KEYS)
+}

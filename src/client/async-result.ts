@@ -1,0 +1,188 @@
+import { CompositeError, ConfigError, RemoteError, TimeoutError } from '../common/errors.js'
+import { waitInteractive, type WaitInteractiveOptions } from './progress.js'
+import type { ResultMetadata, Task } from './task.js'
+
+/** What a result needs from the view that made it. */
+export interface ResultContext {
+  /** Asks the engines to skip these tasks if they have not started (control `abort_request`). */
+  abort(msgIds: string[]): Promise<void>
+  /** Shown by `waitInteractive`: the function's name. */
+  label: string
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: Error }
+
+/**
+ * The result of one or more submitted tasks. It is awaitable (`await view.apply(f, 1)` gives the value), and can
+ * be inspected while the tasks run. A failed task rejects with a `RemoteError` (its remote name, message, stack
+ * and engine); several failures reject with a `CompositeError`. A result that is never awaited never causes an
+ * unhandled rejection. It can be passed wherever a `Promise<T>` is expected.
+ *
+ * `T` is the value; `M` is `metadata`'s type: one `ResultMetadata` for a single task, an array for several.
+ */
+export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[] = ResultMetadata> implements Promise<T> {
+  /** Makes results usable wherever a `Promise<T>` is expected. */
+  readonly [Symbol.toStringTag]: string = 'AsyncResult'
+  /** @internal */
+  protected readonly tasks: readonly Task[]
+  /** @internal */
+  protected readonly context: ResultContext
+  private readonly assemble: (values: unknown[]) => T
+  private readonly single: boolean
+  private remaining: number
+  private outcome: Outcome<T> | undefined
+  private readonly whenDone: (() => void)[] = []
+  private promise: Promise<T> | undefined
+
+  /** @internal Made by views; not for users. */
+  constructor(tasks: readonly Task[], assemble: (values: unknown[]) => T, context: ResultContext, options: { single: boolean }) {
+    this.tasks = tasks
+    this.assemble = assemble
+    this.context = context
+    this.single = options.single
+    this.remaining = tasks.length
+    if (this.remaining === 0) this.finish()
+    for (const task of tasks) {
+      task.onSettled(() => {
+        if (--this.remaining === 0) this.finish()
+      })
+    }
+  }
+
+  /** The message ids of the tasks, in submission order. */
+  get msgIds(): string[] {
+    return this.tasks.map((t) => t.msgId)
+  }
+
+  /** Per-task metadata: timestamps, engine, captured stdout/stderr, status. Filled in as replies arrive. */
+  get metadata(): M {
+    return (this.single && this.tasks[0] ? this.tasks[0].metadata : this.tasks.map((t) => t.metadata)) as unknown as M
+  }
+
+  /** Whether every task has finished (successfully or not). */
+  ready(): boolean {
+    return this.outcome !== undefined
+  }
+
+  /** Whether every task succeeded. Throws a ConfigError if called before `ready()`. */
+  successful(): boolean {
+    if (!this.outcome) throw new ConfigError('successful() was called before the result was ready: check ready() or await wait() first')
+    return this.outcome.ok
+  }
+
+  /** How many tasks have finished. */
+  get progress(): number {
+    return this.tasks.length - this.remaining
+  }
+
+  /**
+   * Milliseconds from the earliest submission to the last reply once ready, or to now while running
+   * (ipyparallel's `elapsed`, in ms).
+   */
+  get elapsedMs(): number {
+    const submitted = Math.min(...this.tasks.map((t) => t.metadata.submitted.getTime()))
+    if (!Number.isFinite(submitted)) return 0
+    const end = this.ready() ? Math.max(...this.tasks.map((t) => t.metadata.received?.getTime() ?? Date.now())) : Date.now()
+    return end - submitted
+  }
+
+  /**
+   * Resolves to true when every task has finished, or to false after `timeoutMs` (default: no limit).
+   * Never rejects because a task failed.
+   */
+  wait(timeoutMs?: number): Promise<boolean> {
+    if (this.outcome) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => resolve(false), Math.max(0, timeoutMs))
+      this.whenDone.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+
+  /**
+   * The value, once every task has finished; rejects with the remote error(s). With `timeoutMs`, rejects with a
+   * TimeoutError if the result is not ready by then (the tasks keep running).
+   */
+  async get(timeoutMs?: number): Promise<T> {
+    if (timeoutMs !== undefined && !(await this.wait(timeoutMs))) {
+      throw new TimeoutError(`result not ready within ${timeoutMs} ms (its ${this.tasks.length === 1 ? 'task keeps' : 'tasks keep'} running)`)
+    }
+    return this.settled()
+  }
+
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.settled().then(onfulfilled, onrejected)
+  }
+
+  catch<R = never>(onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.settled().catch(onrejected)
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.settled().finally(onfinally)
+  }
+
+  /**
+   * Asks the engines to skip the tasks that have not started yet; they then fail with TaskAborted. A task that
+   * is running is not interrupted. Resolves when the engines have acknowledged; a no-op once ready.
+   */
+  async abort(): Promise<void> {
+    const pending = this.tasks.filter((t) => !t.settled).map((t) => t.msgId)
+    if (pending.length > 0) await this.context.abort(pending)
+  }
+
+  /**
+   * Waits while showing progress: a bar of finished/total tasks with the elapsed time on a TTY, one summary line
+   * otherwise. Resolves to whether everything finished (false if `timeoutMs` ran out); does not reject when a task
+   * failed: await the result for that.
+   */
+  waitInteractive(options?: WaitInteractiveOptions): Promise<boolean> {
+    const source = {
+      total: this.tasks.length,
+      label: this.context.label,
+      done: () => this.progress,
+      elapsedMs: () => this.elapsedMs,
+      ready: () => this.ready(),
+      wait: (ms?: number) => this.wait(ms),
+    }
+    return waitInteractive(source, options)
+  }
+
+  /** A promise of the outcome, made only when someone asks for it. */
+  private settled(): Promise<T> {
+    this.promise ??= new Promise<T>((resolve, reject) => {
+      const deliver = (): void => {
+        const outcome = this.outcome as Outcome<T>
+        if (outcome.ok) resolve(outcome.value)
+        else reject(outcome.error)
+      }
+      if (this.outcome) deliver()
+      else this.whenDone.push(deliver)
+    })
+    return this.promise
+  }
+
+  private finish(): void {
+    this.outcome = this.computeOutcome()
+    for (const callback of this.whenDone.splice(0)) callback()
+  }
+
+  private computeOutcome(): Outcome<T> {
+    const errors = this.tasks.flatMap((t) => (t.error ? [t.error] : []))
+    // A local failure (the client closed, a reply that could not be decoded) says more than the remote ones.
+    const local = errors.find((e) => !(e instanceof RemoteError))
+    if (local) return { ok: false, error: local }
+    if (errors.length === 1) return { ok: false, error: errors[0] as Error }
+    if (errors.length > 1) return { ok: false, error: new CompositeError(errors as RemoteError[]) }
+    try {
+      return { ok: true, value: this.assemble(this.tasks.map((t) => t.value)) }
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? e : new Error(String(e)) }
+    }
+  }
+}

@@ -1,0 +1,235 @@
+import { existsSync } from 'node:fs'
+import { access } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ConfigError, JsParallelError } from '../common/errors.js'
+import { createLogger, type Logger } from '../common/log.js'
+import {
+  CLIENT_KEYS, checkConnectionInfo, connectionFilePath, readConnectionFile, resolveProfileDir,
+  type ClientConnectionInfo, type ProfileOptions,
+} from '../protocol/connection-file.js'
+import { Session } from '../protocol/session.js'
+import { ClientClosedError, Connection } from './connection.js'
+import { DirectView, type DirectTargets } from './direct-view.js'
+import { checkTargets, type LoadBalancedFlags } from './flags.js'
+import { LoadBalancedView } from './view.js'
+
+/** How to find the controller. The first of `connectionInfo`, `connectionFile`, the profile wins. */
+export interface ClientOptions extends ProfileOptions {
+  /** Path of an `ipcontroller-client.json` file. Default: `<profile dir>/security/ipcontroller[-<clusterId>]-client.json`. */
+  connectionFile?: string
+  /** The connection file's contents, already read. */
+  connectionInfo?: ClientConnectionInfo
+  /**
+   * How long to wait, in ms, for the connection file to appear and for the controller's connection_reply; it also
+   * bounds each later request to the controller or to an engine's control channel. Default 10000.
+   */
+  timeoutMs?: number
+  /** Where to log. Default: warnings and errors to stderr. */
+  log?: Logger
+}
+
+/** One engine's line of `queueStatus()`. */
+export interface EngineQueueStatus {
+  /** Direct (mux) requests waiting on or running on the engine. */
+  queue: number
+  /** Requests the engine has finished. */
+  completed: number
+  /** Load-balanced tasks assigned to the engine and not finished. */
+  tasks: number
+}
+
+/** `queueStatus()`: per engine id, plus `unassigned` load-balanced tasks not yet given to any engine. */
+export type QueueStatus = { unassigned: number } & { [engineId: number]: EngineQueueStatus }
+
+const DEFAULT_TIMEOUT_MS = 10_000
+const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'connectionFile', 'connectionInfo', 'timeoutMs', 'log']
+
+/**
+ * A connection to a jsparallel (or ipyparallel) controller: knows the engines and makes views that run tasks.
+ * Construct it and `await client.ready`, or `await Client.connect(options)`. Close it when done (`await
+ * client.close()`, or `await using client = await Client.connect()`); pending results then reject.
+ */
+export class Client implements AsyncDisposable {
+  /** Resolves once connected (connection_reply received, engine table filled); rejects if that fails. */
+  readonly ready: Promise<void>
+  private readonly timeoutMs: number
+  private readonly log: Logger
+  private connection: Connection | undefined
+  private failure: Error | undefined
+  private closing: Promise<void> | undefined
+
+  /** Connects and resolves with a ready client. */
+  static async connect(options: ClientOptions = {}): Promise<Client> {
+    const client = new Client(options)
+    await client.ready
+    return client
+  }
+
+  constructor(options: ClientOptions = {}) {
+    for (const key of Object.keys(options)) {
+      if (!OPTION_NAMES.includes(key)) throw new ConfigError(`Client: unknown option '${key}' (options are ${OPTION_NAMES.join(', ')})`)
+    }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    if (!(typeof timeoutMs === 'number' && timeoutMs > 0)) throw new ConfigError(`Client: timeoutMs must be a positive number of ms, not ${String(timeoutMs)}`)
+    this.timeoutMs = timeoutMs
+    this.log = options.log ?? createLogger('client', 'warn')
+    this.ready = this.start(options).catch((e: unknown) => {
+      const error = e instanceof Error ? e : new Error(String(e))
+      this.failure = error
+      throw error
+    })
+    // Marked handled here: a client nobody awaits must not crash the process; awaiting `ready` still rejects.
+    this.ready.catch(() => {})
+  }
+
+  /** Registered engine ids, ascending (empty until ready). */
+  get ids(): number[] {
+    return this.connection?.engines.ids ?? []
+  }
+
+  /** Whether the client is connected and not closed. */
+  get connected(): boolean {
+    return this.connection?.isConnected ?? false
+  }
+
+  /**
+   * Resolves when at least `n` engines are registered. Rejects with TimeoutError after `timeoutMs` (default: no
+   * limit), or when the client closes.
+   */
+  async waitForEngines(n: number, options: { timeoutMs?: number } = {}): Promise<void> {
+    if (!(Number.isInteger(n) && n >= 0)) throw new ConfigError(`waitForEngines: n must be an integer ≥ 0, not ${String(n)}`)
+    const start = Date.now()
+    await this.ready
+    const timeoutMs = options.timeoutMs === undefined ? undefined : Math.max(0, options.timeoutMs - (Date.now() - start))
+    await this.usable().engines.waitFor(n, timeoutMs)
+  }
+
+  /**
+   * The controller's queue counts (ipyparallel's `queue_status`): for each engine id, `{queue, completed, tasks}`,
+   * and `unassigned`. `targets` limits it to some engines (default: all).
+   */
+  async queueStatus(options: { targets?: number | readonly number[] } = {}): Promise<QueueStatus> {
+    await this.ready
+    const targets = options.targets === undefined ? null : checkTargets(options.targets, 'queueStatus')
+    const reply = await this.usable().request('queue_request', { targets, verbose: false }, this.timeoutMs)
+    const status: Record<string, unknown> = { unassigned: 0 }
+    for (const [key, value] of Object.entries(reply.content)) {
+      if (key === 'unassigned') status.unassigned = value
+      else if (key !== 'status' && /^\d+$/.test(key)) status[Number(key)] = value
+    }
+    return status as QueueStatus
+  }
+
+  /** Message ids of every task the controller has recorded, oldest first (ipyparallel's `hub_history`). */
+  async hubHistory(): Promise<string[]> {
+    await this.ready
+    const reply = await this.usable().request('history_request', {}, this.timeoutMs)
+    return (reply.content.history ?? []) as string[]
+  }
+
+  /**
+   * A view that lets the scheduler choose the engine for each task.
+   * @param targets engine id(s) the tasks may run on; default: any engine.
+   * @param flags further flags (`after`, `follow`, `timeoutMs`, `retries`, `chunksize`, `ordered`).
+   */
+  loadBalancedView(targets?: number | readonly number[] | null, flags: LoadBalancedFlags = {}): LoadBalancedView {
+    return new LoadBalancedView(() => this.usable(), this.settings(), { ...flags, ...(targets !== undefined ? { targets } : {}) })
+  }
+
+  /**
+   * A view that sends tasks to chosen engines through the mux channel. One id gives single values; a list or
+   * `'all'` (default: every engine registered when a task is submitted) gives arrays.
+   */
+  directView(target: number): DirectView<'one'>
+  directView(targets?: readonly number[] | 'all'): DirectView<'many'>
+  directView(targets: DirectTargets = 'all'): DirectView<'one'> | DirectView<'many'> {
+    return new DirectView(() => this.usable(), this.settings(), targets)
+  }
+
+  /**
+   * Stops engines (control `shutdown_request`; default: all), and with `hub: true` the controller too, which
+   * then closes this client.
+   */
+  async shutdown(options: { targets?: number | readonly number[] | 'all'; hub?: boolean } = {}): Promise<void> {
+    await this.ready
+    const connection = this.usable()
+    const targets = options.targets === undefined || options.targets === 'all' ? connection.engines.ids : (checkTargets(options.targets, 'shutdown') ?? [])
+    const uuids = targets.flatMap((id) => connection.engines.uuidOf(id) ?? [])
+    await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'shutdown_request', { restart: false }, this.timeoutMs)))
+    if (options.hub) await connection.request('shutdown_request', {}, this.timeoutMs)
+  }
+
+  /** Closes the sockets; pending results and requests reject with ClientClosedError. Idempotent. */
+  close(): Promise<void> {
+    return this.closeWith(new ClientClosedError('the client was closed'))
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  private closeWith(error: Error): Promise<void> {
+    this.closing ??= this.connection?.close(error) ?? Promise.resolve()
+    return this.closing
+  }
+
+  private settings() {
+    return { requestTimeoutMs: this.timeoutMs }
+  }
+
+  /** The connection, or the error that says why there is none to use. */
+  private usable(): Connection {
+    const connection = this.connection
+    if (this.failure) throw new JsParallelError(`the client could not connect: ${this.failure.message}`, { cause: this.failure })
+    if (this.closing || connection?.closedBecause) throw new ClientClosedError(connection?.closedBecause?.message ?? 'the client was closed')
+    // Before the controller's connection_reply, tasks still go out: the sockets queue them.
+    if (connection) return connection
+    throw new ConfigError('the client has not found its connection file yet: await client.ready (or use Client.connect()) before submitting tasks')
+  }
+
+  private async start(options: ClientOptions): Promise<void> {
+    // When the connection info is at hand now, the connection is made synchronously, so that tasks submitted
+    // right after `new Client()` are queued on their sockets instead of refused; the reply to connection_request
+    // only fills the engine table.
+    const now = options.connectionInfo ? checkConnectionInfo<ClientConnectionInfo>(options.connectionInfo, CLIENT_KEYS, 'connectionInfo') : this.readFileNow(options)
+    const info = now ?? (await this.readFile(options))
+    if (this.closing) throw new ClientClosedError('the client was closed before it connected')
+    const connection = new Connection(info, new Session({ key: info.key, signatureScheme: info.signature_scheme }), this.log)
+    connection.onShutdown = () => {
+      this.closeWith(new ClientClosedError('the controller shut down')).catch((e: unknown) => this.log.error(`close: ${String(e)}`))
+    }
+    this.connection = connection
+    try {
+      await connection.connect(this.timeoutMs)
+    } catch (e) {
+      await connection.close(e instanceof Error ? e : new Error(String(e)))
+      throw e
+    }
+  }
+
+  private connectionFile(options: ClientOptions): string {
+    // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile.
+    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, { IPYTHONDIR: process.env.IPYTHONDIR }), 'client', options.clusterId)
+  }
+
+  /** The connection file's contents if it exists already (read synchronously), else undefined. */
+  private readFileNow(options: ClientOptions): ClientConnectionInfo | undefined {
+    const path = this.connectionFile(options)
+    return existsSync(path) ? readConnectionFile<ClientConnectionInfo>(path, CLIENT_KEYS) : undefined
+  }
+
+  /** Waits up to timeoutMs for the connection file (a controller writes it once it has bound its sockets). */
+  private async readFile(options: ClientOptions): Promise<ClientConnectionInfo> {
+    const path = this.connectionFile(options)
+    const deadline = Date.now() + this.timeoutMs
+    while (Date.now() < deadline && !this.closing) {
+      try {
+        await access(path)
+        break
+      } catch {
+        await sleep(100)
+      }
+    }
+    return readConnectionFile<ClientConnectionInfo>(path, CLIENT_KEYS)
+  }
+}

@@ -1,0 +1,317 @@
+import { EngineError, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent, type ErrorContent } from '../common/errors.js'
+import type { Logger } from '../common/log.js'
+import { channelUrl, type ClientConnectionInfo } from '../protocol/connection-file.js'
+import { parseIsoDate } from '../protocol/dates.js'
+import type { Header, JsonObject, Message, ReplyMetadata, TaskMetadata } from '../protocol/messages.js'
+import { decodeValue } from '../protocol/payload.js'
+import { Session } from '../protocol/session.js'
+import { closeAll, createDealer, createSubscriber, logHandlerError, Outbox, receiveLoop, type Dealer, type Frames, type Subscriber } from '../transport/sockets.js'
+import { EngineTable } from './engines.js'
+import { Task, type MutableMetadata } from './task.js'
+
+/** A pending result or request was cut short because the client closed (or the controller shut down). */
+export class ClientClosedError extends JsParallelError {}
+
+/** How many finished tasks may still wait for their last output before we stop listening for it. */
+const OUTPUT_GRACE_TASKS = 10_000
+
+interface PendingRequest {
+  resolve: (msg: Message) => void
+  reject: (error: Error) => void
+  timer: NodeJS.Timeout
+  /** For control requests: the engine addressed, so its death fails the request. */
+  engineUuid: string | undefined
+}
+
+interface PendingTask {
+  task: Task
+  /** For direct (mux) tasks: the engine addressed. */
+  engineUuid: string | undefined
+}
+
+type Channel = 'query' | 'mux' | 'task' | 'control'
+type NotificationType = 'registration_notification' | 'unregistration_notification' | 'shutdown_notification'
+
+/**
+ * The wire side of a client: its sockets, the engine table, and every pending request and task, each matched to
+ * its reply by `parent_header.msg_id`. Views and the Client facade talk to this; nothing else touches a socket.
+ */
+export class Connection {
+  readonly engines = new EngineTable()
+  private readonly dealers: Record<Channel, Dealer>
+  private readonly outboxes: Record<Channel, Outbox>
+  private readonly subs: { notification: Subscriber; iopub: Subscriber }
+  private readonly requests = new Map<string, PendingRequest>()
+  private readonly tasks = new Map<string, PendingTask>()
+  private readonly directByEngine = new Map<string, Set<string>>()
+  private readonly outputs = new Map<string, MutableMetadata>()
+  private readonly finishedOutputs: string[] = []
+  private connected = false
+  private earlyNotifications: Message[] = []
+  private closeError: Error | undefined
+  /** Called once when the controller announces its shutdown. */
+  onShutdown: () => void = () => {}
+
+  constructor(
+    private readonly info: ClientConnectionInfo,
+    readonly session: Session,
+    private readonly log: Logger,
+  ) {
+    this.dealers = { query: createDealer(), mux: createDealer(), task: createDealer(), control: createDealer() }
+    const ports: Record<Channel, number> = { query: info.registration, mux: info.mux, task: info.task, control: info.control }
+    const onSendError = (channel: Channel) => (error: unknown) => this.log.warn(`${channel}: send failed: ${String(error)}`)
+    this.outboxes = {} as Record<Channel, Outbox>
+    for (const channel of Object.keys(ports) as Channel[]) {
+      this.dealers[channel].connect(channelUrl(info.interface, ports[channel]))
+      this.outboxes[channel] = new Outbox(this.dealers[channel], onSendError(channel))
+    }
+    this.subs = { notification: createSubscriber(), iopub: createSubscriber() }
+    this.subs.notification.connect(channelUrl(info.interface, info.notification))
+    this.subs.iopub.connect(channelUrl(info.interface, info.iopub))
+    this.listen(this.dealers.query, 'query', (f) => this.onReply(f))
+    this.listen(this.dealers.control, 'control', (f) => this.onReply(f))
+    this.listen(this.dealers.task, 'task', (f) => this.onTaskReply(f))
+    this.listen(this.dealers.mux, 'mux', (f) => this.onTaskReply(f))
+    this.listen(this.subs.notification, 'notification', (f) => this.onNotification(f))
+    this.listen(this.subs.iopub, 'iopub', (f) => this.onIopub(f))
+  }
+
+  /** Where the hub's registration socket is, for messages. */
+  get registrationUrl(): string {
+    return channelUrl(this.info.interface, this.info.registration)
+  }
+
+  get isConnected(): boolean {
+    return this.connected && !this.closeError
+  }
+
+  get closedBecause(): Error | undefined {
+    return this.closeError
+  }
+
+  /** connection_request → connection_reply: fills the engine table. */
+  async connect(timeoutMs: number): Promise<void> {
+    let reply: Message
+    try {
+      reply = await this.request('connection_request', {}, timeoutMs)
+    } catch (e) {
+      if (e instanceof TimeoutError) {
+        throw new TimeoutError(`no connection_reply from the controller at ${this.registrationUrl} within ${timeoutMs} ms; is it running?`, { cause: e })
+      }
+      throw e
+    }
+    const engines = (reply.content.engines ?? {}) as Record<string, unknown>
+    for (const [id, uuid] of Object.entries(engines)) {
+      if (typeof uuid === 'string' && Number.isInteger(Number(id))) this.engines.add(Number(id), uuid)
+    }
+    this.connected = true
+    const early = this.earlyNotifications
+    this.earlyNotifications = []
+    for (const msg of early) this.applyNotification(msg)
+  }
+
+  /** Sends a request to the hub and resolves with its reply; error content rejects with a RemoteError. */
+  request(msgType: string, content: object, timeoutMs: number): Promise<Message> {
+    return this.send('query', msgType, content, timeoutMs, undefined)
+  }
+
+  /** Sends a request to an engine's control channel (addressed by uuid) and resolves with its reply. */
+  controlRequest(engineUuid: string, msgType: string, content: object, timeoutMs: number): Promise<Message> {
+    return this.send('control', msgType, content, timeoutMs, engineUuid)
+  }
+
+  private send(channel: 'query' | 'control', msgType: string, content: object, timeoutMs: number, engineUuid: string | undefined): Promise<Message> {
+    if (this.closeError) return Promise.reject(this.closeError)
+    const msg = this.session.msg(msgType, content)
+    const msgId = msg.header.msg_id
+    return new Promise<Message>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(msgId)
+        const to = engineUuid ? `engine ${this.engines.idOf(engineUuid) ?? engineUuid}` : `the controller at ${this.registrationUrl}`
+        reject(new TimeoutError(`no reply to ${msgType} from ${to} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.requests.set(msgId, { resolve, reject, timer, engineUuid })
+      this.outboxes[channel].send(this.session.serialize(msg, engineUuid ? [Buffer.from(engineUuid)] : []))
+    })
+  }
+
+  /**
+   * Sends an apply_request on the task channel (load-balanced) or the mux channel (to `engineUuid`) and returns
+   * the Task its reply will settle.
+   */
+  sendApply(channel: 'task' | 'mux', metadata: TaskMetadata, buffers: Buffer[], engineUuid?: string): Task {
+    if (this.closeError) throw this.closeError
+    const msg = this.session.msg('apply_request', {}, { metadata, buffers })
+    const task = new Task(msg.header.msg_id, dateOf(msg.header.date) ?? new Date())
+    this.tasks.set(task.msgId, { task, engineUuid })
+    this.outputs.set(task.msgId, task.metadata)
+    if (engineUuid !== undefined) {
+      task.metadata.engineUuid = engineUuid
+      task.metadata.engineId = this.engines.idOf(engineUuid)
+      let set = this.directByEngine.get(engineUuid)
+      if (!set) this.directByEngine.set(engineUuid, (set = new Set()))
+      set.add(task.msgId)
+    }
+    this.outboxes[channel].send(this.session.serialize(msg, engineUuid !== undefined ? [Buffer.from(engineUuid)] : []))
+    return task
+  }
+
+  /** Closes the sockets; every pending task, request and waiter rejects with `error`. Idempotent. */
+  async close(error: Error): Promise<void> {
+    if (this.closeError) return
+    this.closeError = error
+    for (const [msgId, pending] of this.requests) {
+      clearTimeout(pending.timer)
+      pending.reject(error)
+      this.requests.delete(msgId)
+    }
+    const tasks = [...this.tasks.values()]
+    this.tasks.clear()
+    this.directByEngine.clear()
+    for (const { task } of tasks) task.reject(new ClientClosedError(`${error.message} before the result of task ${task.msgId} arrived`, { cause: error }))
+    this.engines.failWaiters(error)
+    // Hand what is queued to ZeroMQ (a shutdown request, say), but never wait long for it.
+    let timer: NodeJS.Timeout | undefined
+    const drained = Promise.all(Object.values(this.outboxes).map((o) => o.drained()))
+    await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))])
+    clearTimeout(timer)
+    closeAll([...Object.values(this.dealers), this.subs.notification, this.subs.iopub])
+  }
+
+  private listen(socket: Dealer | Subscriber, channel: string, handle: (frames: Frames) => void): void {
+    receiveLoop(socket, handle, logHandlerError(this.log, channel)).catch((e: unknown) => this.log.error(`${channel}: receive loop ended: ${String(e)}`))
+  }
+
+  private onReply(frames: Frames): void {
+    const { msg } = this.session.deserialize(frames)
+    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const pending = this.requests.get(msgId)
+    if (!pending) return this.log.debug(`dropped ${msg.header.msg_type}: no pending request ${msgId}`)
+    this.requests.delete(msgId)
+    clearTimeout(pending.timer)
+    const content = msg.content
+    if (content.status === 'error') pending.reject(remoteErrorFromContent(errorContent(content), this.engineOf(content)))
+    else pending.resolve(msg)
+  }
+
+  private onTaskReply(frames: Frames): void {
+    const { msg } = this.session.deserialize<JsonObject, ReplyMetadata>(frames)
+    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const pending = this.tasks.get(msgId)
+    if (!pending) return this.log.debug(`dropped ${msg.header.msg_type}: no pending task ${msgId}`)
+    this.forget(msgId, pending)
+    const { task } = pending
+    const md = task.metadata
+    const content = msg.content
+    const engineUuid = typeof msg.metadata.engine === 'string' ? msg.metadata.engine : this.engineOf(content).engineUuid
+    md.received = new Date()
+    md.started = dateOf(msg.metadata.started)
+    md.completed = dateOf(msg.header.date)
+    if (engineUuid !== undefined) {
+      md.engineUuid = engineUuid
+      md.engineId = this.engines.idOf(engineUuid)
+    }
+    const where = { engineId: md.engineId, ...(md.engineUuid !== undefined ? { engineUuid: md.engineUuid } : {}) }
+    if (content.status === 'ok') {
+      md.status = 'ok'
+      try {
+        task.resolve(decodeValue(msg.buffers))
+      } catch (e) {
+        task.reject(new ProtocolError(`the reply to task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
+      }
+    } else if (content.status === 'aborted') {
+      md.status = 'aborted'
+      task.reject(new TaskAborted({ ename: 'TaskAborted', evalue: `task ${msgId} was aborted`, traceback: [] }, where))
+    } else {
+      md.status = 'error'
+      task.reject(remoteErrorFromContent(errorContent(content), where))
+    }
+  }
+
+  private forget(msgId: string, pending: PendingTask): void {
+    this.tasks.delete(msgId)
+    if (pending.engineUuid !== undefined) this.directByEngine.get(pending.engineUuid)?.delete(msgId)
+    // Output may still arrive on IOPub until the engine reports idle; remember a bounded number of such tasks.
+    if (this.outputs.has(msgId)) {
+      this.finishedOutputs.push(msgId)
+      if (this.finishedOutputs.length > OUTPUT_GRACE_TASKS) {
+        for (const old of this.finishedOutputs.splice(0, OUTPUT_GRACE_TASKS / 10)) this.outputs.delete(old)
+      }
+    }
+  }
+
+  private onNotification(frames: Frames): void {
+    const { msg } = this.session.deserialize(frames)
+    if (this.connected) this.applyNotification(msg)
+    else this.earlyNotifications.push(msg)
+  }
+
+  private applyNotification(msg: Message): void {
+    const handler = this.notificationHandlers[msg.header.msg_type as NotificationType] as ((content: JsonObject) => void) | undefined
+    if (handler) handler(msg.content)
+    else this.log.debug(`ignored notification ${msg.header.msg_type}`)
+  }
+
+  private readonly notificationHandlers: Record<NotificationType, (content: JsonObject) => void> = {
+    registration_notification: ({ id, uuid }) => {
+      if (typeof id === 'number' && typeof uuid === 'string') this.engines.add(id, uuid)
+    },
+    unregistration_notification: ({ id }) => {
+      if (typeof id === 'number') this.engineGone(id)
+    },
+    shutdown_notification: () => this.onShutdown(),
+  }
+
+  /** An engine left: direct tasks and control requests addressed to it can no longer be answered. */
+  private engineGone(id: number): void {
+    const uuid = this.engines.remove(id)
+    if (uuid === undefined) return
+    for (const msgId of this.directByEngine.get(uuid) ?? []) {
+      const pending = this.tasks.get(msgId)
+      if (!pending) continue
+      this.forget(msgId, pending)
+      pending.task.metadata.status = 'error'
+      const content = { ename: 'EngineError', evalue: `Engine ${id} died while running task '${msgId}'`, traceback: [] }
+      pending.task.reject(new EngineError(content, { engineId: id, engineUuid: uuid }))
+    }
+    this.directByEngine.delete(uuid)
+    for (const [msgId, pending] of this.requests) {
+      if (pending.engineUuid !== uuid) continue
+      this.requests.delete(msgId)
+      clearTimeout(pending.timer)
+      pending.reject(new EngineError({ ename: 'EngineError', evalue: `Engine ${id} unregistered before it replied`, traceback: [] }, { engineId: id, engineUuid: uuid }))
+    }
+  }
+
+  private onIopub(frames: Frames): void {
+    const { msg } = this.session.deserialize(frames)
+    const msgId = (msg.parent_header as Partial<Header>).msg_id
+    const md = msgId === undefined ? undefined : this.outputs.get(msgId)
+    if (!md || msgId === undefined) return
+    const content = msg.content as { name?: unknown; text?: unknown; execution_state?: unknown }
+    if (msg.header.msg_type === 'stream' && typeof content.text === 'string') {
+      if (content.name === 'stderr') md.stderr += content.text
+      else md.stdout += content.text
+    } else if (msg.header.msg_type === 'status' && content.execution_state === 'idle') {
+      // IOPub is ordered per engine: after idle, no more output of this task will come.
+      this.outputs.delete(msgId)
+    }
+  }
+
+  private engineOf(content: JsonObject): { engineId: number | undefined; engineUuid?: string } {
+    const info = content.engine_info as { engine_uuid?: unknown } | undefined
+    const uuid = typeof info?.engine_uuid === 'string' ? info.engine_uuid : undefined
+    return uuid === undefined ? { engineId: undefined } : { engineId: this.engines.idOf(uuid), engineUuid: uuid }
+  }
+}
+
+function dateOf(text: unknown): Date | undefined {
+  const ms = parseIsoDate(text)
+  return ms === undefined ? undefined : new Date(ms)
+}
+
+/** Error content with every field present, whatever the peer sent. */
+function errorContent(content: JsonObject): Omit<ErrorContent, 'status'> {
+  const traceback = Array.isArray(content.traceback) ? content.traceback.map(String) : []
+  return { ename: typeof content.ename === 'string' ? content.ename : 'Error', evalue: typeof content.evalue === 'string' ? content.evalue : '', traceback }
+}

@@ -1,0 +1,323 @@
+import { ConfigError, errorContent } from '../common/errors.js'
+import { newSessionId } from '../common/ids.js'
+import { createLogger, type Logger } from '../common/log.js'
+import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
+import type { Header, Message } from '../protocol/messages.js'
+import { Session } from '../protocol/session.js'
+import {
+  Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, receiveLoop,
+  type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
+} from '../transport/sockets.js'
+import { Executor, type TaskRunner } from './executor.js'
+import { HeartbeatWatchdog } from './heartbeat.js'
+import { OutputBuffer } from './output.js'
+import { register, type Registration } from './registration.js'
+import { replyTypeOf, type EngineIdentity } from './replies.js'
+import { TaskQueue, type ShellRequest } from './task-queue.js'
+import { realTimers, type Timers } from './timers.js'
+import type { OutputStream } from './worker-protocol.js'
+
+export interface EngineOptions {
+  /** The engine connection file's content (`ipcontroller-engine.json`). */
+  connection: EngineConnectionInfo
+  log?: Logger
+  /** An engine id to ask the hub for; it may give another. Default: the hub chooses. */
+  id?: number
+  /** This engine's uuid (session id and ZeroMQ routing id). Default: a fresh one. */
+  uuid?: string
+  /** How long to wait for the registration reply, in ms. Default 5000 (ipengine's `timeout`). */
+  registrationTimeoutMs?: number
+  /** Heartbeat checks (each hb_period + 500 ms) without a ping before the engine stops; 0 = never. Default 50. */
+  maxHeartbeatMisses?: number
+  /** Timers for the heartbeat watchdog and output batching; tests pass fakes. */
+  timers?: Timers
+  /** The executor of tasks; default a worker_threads Executor. Tests pass fakes. */
+  createRunner?: (onStrayOutput: (name: OutputStream, text: string) => void, log: Logger) => TaskRunner
+}
+
+/** Why an engine stopped: shut down by a client, stopped by its owner (signal), or lost the controller. */
+export type StopReason = 'shutdown' | 'stop' | 'heartbeat'
+
+type Filled = Required<Omit<EngineOptions, 'id'>> & { id: number | undefined }
+
+function fill(options: EngineOptions): Filled {
+  const connection = checkConnectionInfo<EngineConnectionInfo>(options.connection, ENGINE_KEYS, 'the engine connection info')
+  if (connection.curve_serverkey) throw new ConfigError('the controller uses CurveZMQ (curve_serverkey is set), which the JavaScript engine does not support yet')
+  const { id, registrationTimeoutMs = 5000, maxHeartbeatMisses = 50 } = options
+  if (id !== undefined && (!Number.isInteger(id) || id < 0)) throw new ConfigError(`id must be a whole number >= 0, got ${id}`)
+  if (!(registrationTimeoutMs > 0)) throw new ConfigError(`registrationTimeoutMs must be a positive number of milliseconds, got ${registrationTimeoutMs}`)
+  if (!Number.isInteger(maxHeartbeatMisses) || maxHeartbeatMisses < 0) throw new ConfigError(`maxHeartbeatMisses must be a whole number >= 0, got ${maxHeartbeatMisses}`)
+  return {
+    connection, id, registrationTimeoutMs, maxHeartbeatMisses,
+    log: options.log ?? createLogger('engine'),
+    uuid: options.uuid ?? newSessionId(),
+    timers: options.timers ?? realTimers,
+    createRunner: options.createRunner ?? ((onStrayOutput, log) => new Executor({ log, onStrayOutput })),
+  }
+}
+
+type ShellType = 'apply_request' | 'execute_request'
+type ControlType = 'abort_request' | 'clear_request' | 'shutdown_request' | 'signal_request'
+type Handler = (request: ShellRequest) => void
+
+/**
+ * A JavaScript engine: registers with a controller, answers its heartbeat, runs apply_requests from the mux,
+ * task and broadcast channels in a worker thread, publishes status and output on IOPub, and obeys control
+ * (abort, clear, shutdown, signal). Every message it sends carries `metadata.engine` = its uuid.
+ */
+export class Engine {
+  readonly uuid: string
+  readonly id: number
+  /** Resolves once the engine has stopped and closed its sockets, whatever the reason. */
+  readonly closed: Promise<void>
+  stopReason: StopReason | undefined
+  /** Messages dropped because they failed verification or could not be parsed. */
+  droppedMessages = 0
+  private markClosed!: () => void
+  private stopping: Promise<void> | undefined
+  private lastParent: Header | undefined
+  private readonly log: Logger
+  private readonly identity: EngineIdentity
+  private readonly outboxes = new Map<AnySocket, Outbox>()
+  private readonly sockets: AnySocket[] = []
+  private readonly shell: Router
+  private readonly control: Router
+  private readonly iopub: Publisher
+  private readonly watchdog: HeartbeatWatchdog
+  private readonly output: OutputBuffer
+  private readonly tasks: TaskQueue
+
+  private readonly shellHandlers: Record<ShellType, Handler> = {
+    apply_request: (request) => this.tasks.submit(request),
+    execute_request: (request) => this.tasks.refuse(request, {
+      ename: 'NotImplementedError',
+      evalue: 'this is a JavaScript engine (jsparallel): it cannot execute Python code. Send JavaScript functions with apply, or run ipengine for Python.',
+      traceback: [],
+    }),
+  }
+
+  private readonly controlHandlers: Record<ControlType, Handler> = {
+    abort_request: (request) => {
+      const ids = (request.msg.content as { msg_ids?: unknown }).msg_ids
+      const list = typeof ids === 'string' ? [ids] : Array.isArray(ids) ? ids.map(String) : []
+      this.tasks.abort(list)
+      this.replyControl(request, { status: 'ok' })
+    },
+    clear_request: (request) => {
+      this.tasks.reset().then(
+        () => this.replyControl(request, { status: 'ok' }),
+        (e: unknown) => this.replyControl(request, errorContent('EngineError', `could not reset the executor: ${String(e)}`)),
+      )
+    },
+    shutdown_request: (request) => {
+      const content = { status: 'ok', restart: false }
+      this.replyControl(request, content)
+      // The hub unregisters an engine when it sees its shutdown_reply on IOPub.
+      this.publish('shutdown', 'shutdown_reply', content, request.msg.header)
+      void this.stopWith('shutdown')
+    },
+    signal_request: (request) => {
+      // ipengine's nanny delivers the signal to the engine process; here SIGINT interrupts the running task
+      // (which answers KeyboardInterrupt) and the terminating signals stop the engine cleanly.
+      const sig = (request.msg.content as { sig?: unknown }).sig
+      const name = sig === 2 ? 'SIGINT' : sig === 15 ? 'SIGTERM' : sig === 9 ? 'SIGKILL' : sig === 1 ? 'SIGHUP' : String(sig)
+      if (name === 'SIGINT') {
+        this.tasks.interrupt()
+        this.replyControl(request, { status: 'ok' })
+      } else if (['SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT'].includes(name)) {
+        this.replyControl(request, { status: 'ok' })
+        void this.stopWith('stop')
+      } else {
+        this.replyControl(request, errorContent('ValueError', `this engine does not handle signal ${name}; use SIGINT (interrupt the task) or SIGTERM (stop)`))
+      }
+    },
+  }
+
+  private constructor(
+    private readonly options: Filled,
+    private readonly session: Session,
+    registration: Registration,
+    private readonly registrar: Dealer,
+  ) {
+    this.uuid = options.uuid
+    this.id = registration.id
+    this.log = options.log
+    this.identity = { uuid: this.uuid, id: this.id }
+    this.closed = new Promise((resolve) => (this.markClosed = resolve))
+    this.shell = createRouter({ routingId: this.uuid })
+    this.control = createRouter({ routingId: this.uuid })
+    this.iopub = createPublisher()
+    this.sockets.push(registrar, this.shell, this.control, this.iopub)
+    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.timers)
+    const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
+    this.tasks = new TaskQueue({
+      reply: (request, content, metadata, buffers) => {
+        const msg = this.session.msg(replyTypeOf(request.msg.header.msg_type), content, { parent: request.msg.header, metadata, buffers })
+        this.send(this.shell, this.session.serialize(msg, request.idents))
+      },
+      status: (parent, state) => {
+        this.lastParent = parent
+        this.publish('status', 'status', { execution_state: state }, parent)
+      },
+      publishError: (parent, content) => this.publish('error', 'error', content, parent),
+      output: (parent, name, text) => this.output.write(parent, name, text),
+      flushOutput: () => this.output.flush(),
+    }, runner, { engine: this.identity, log: this.log })
+    this.watchdog = new HeartbeatWatchdog({
+      checkPeriodMs: registration.hbPeriodMs + 500,
+      maxMisses: options.maxHeartbeatMisses,
+      onFlatline: () => void this.stopWith('heartbeat'),
+      log: this.log,
+      timers: options.timers,
+    })
+  }
+
+  /** Registers with the controller and connects every channel; rejects if the controller refuses or is silent. */
+  static async start(userOptions: EngineOptions): Promise<Engine> {
+    const options = fill(userOptions)
+    const { connection: info, log } = options
+    const session = new Session({ key: info.key, session: options.uuid, signatureScheme: info.signature_scheme })
+    const registrar = createDealer({ routingId: options.uuid })
+    const outbox = new Outbox(registrar, (e) => log.warn(`registration: could not send: ${(e as Error).message}`))
+    let registration: Registration
+    try {
+      const url = channelUrl(info.interface, info.registration)
+      log.info(`registering with the controller at ${url} as ${options.uuid}`)
+      registrar.connect(url)
+      registration = await register({
+        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, timers: options.timers,
+      })
+    } catch (e) {
+      registrar.close()
+      throw e
+    }
+    const engine = new Engine(options, session, registration, registrar)
+    engine.outboxes.set(registrar, outbox)
+    try {
+      engine.connect(registration)
+    } catch (e) {
+      await engine.stop()
+      throw e
+    }
+    log.info(`registered as engine ${engine.id} (heartbeat every ${registration.hbPeriodMs} ms)`)
+    return engine
+  }
+
+  /** Stops: queued and running tasks answer `aborted`, the hub is told, sockets close. */
+  stop(): Promise<void> {
+    return this.stopWith('stop')
+  }
+
+  /** ipengine's `_complete_registration`: shell, control and IOPub first, the heart last. */
+  private connect(registration: Registration): void {
+    const info = this.options.connection
+    const url = (port: number): string => channelUrl(info.interface, port)
+    this.shell.connect(url(info.mux))
+    this.shell.connect(url(info.task))
+    const broadcast = Array.isArray(info.broadcast) ? info.broadcast : []
+    const leaf = broadcast[registration.id % Math.max(broadcast.length, 1)]
+    if (leaf !== undefined) this.shell.connect(url(leaf))
+    this.control.connect(url(info.control))
+    this.iopub.connect(url(info.iopub))
+    this.listen(this.shell, 'shell', (frames) => this.dispatch(frames, this.shellHandlers, 'shell'))
+    this.listen(this.control, 'control', (frames) => this.dispatch(frames, this.controlHandlers, 'control'))
+
+    // The heart: every ping is echoed unchanged from the main thread, which user code never occupies.
+    const ping: Subscriber = createSubscriber()
+    const pong = createDealer({ routingId: this.uuid })
+    this.sockets.push(ping, pong)
+    ping.connect(url(info.hb_ping))
+    pong.connect(url(info.hb_pong))
+    this.listen(ping, 'heartbeat', (frames) => {
+      this.send(pong, frames)
+      this.watchdog.ping()
+    })
+    this.watchdog.start()
+  }
+
+  private listen(socket: Router | Dealer | Subscriber, channel: string, handle: (frames: Frames) => void): void {
+    receiveLoop(socket, handle, (error) => {
+      this.droppedMessages++
+      this.log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
+    }).catch((e: unknown) => this.log.error(`${channel}: receiving failed: ${String(e)}`))
+  }
+
+  /** Verifies a message and hands it to its handler; one that does not verify is dropped, never answered. */
+  private dispatch(frames: Frames, handlers: Record<string, Handler>, channel: 'shell' | 'control'): void {
+    let request: ShellRequest
+    try {
+      const { idents, msg } = this.session.deserialize(frames)
+      request = { idents, msg }
+    } catch (e) {
+      this.droppedMessages++
+      this.log.warn(`${channel}: dropped a message that failed verification: ${(e as Error).message}`)
+      return
+    }
+    const type = request.msg.header.msg_type
+    this.log.debug(`${channel}: ${type} ${request.msg.header.msg_id}`)
+    const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined
+    try {
+      if (handler) handler(request)
+      else this.refuseUnknown(request, channel)
+    } catch (e) {
+      // A verified request always gets an answer, even when handling it went wrong.
+      this.log.error(`${channel}: handling ${type} failed: ${(e as Error).stack ?? String(e)}`)
+      const error = { ename: 'EngineError', evalue: `the engine failed to handle ${type}: ${(e as Error).message}`, traceback: [] }
+      if (channel === 'shell') this.tasks.refuse(request, error)
+      else this.replyControl(request, errorContent(error.ename, error.evalue))
+    }
+  }
+
+  private refuseUnknown(request: ShellRequest, channel: 'shell' | 'control'): void {
+    const type = request.msg.header.msg_type
+    const evalue = `this JavaScript engine does not handle '${type}' on the ${channel} channel`
+    if (channel === 'shell') this.tasks.refuse(request, { ename: 'NotImplementedError', evalue, traceback: [] })
+    else this.replyControl(request, errorContent('NotImplementedError', evalue))
+  }
+
+  private replyControl(request: ShellRequest, content: object): void {
+    const msg = this.session.msg(replyTypeOf(request.msg.header.msg_type), content, { parent: request.msg.header, metadata: { engine: this.uuid } })
+    this.send(this.control, this.session.serialize(msg, request.idents))
+  }
+
+  /** An IOPub message with topic `engine.<id>.<topic>`. */
+  private publish(topic: string, msgType: string, content: object, parent: Header): void {
+    const msg: Message<object> = this.session.msg<object>(msgType, content, { parent, metadata: { engine: this.uuid } })
+    this.send(this.iopub, this.session.serialize(msg, [Buffer.from(`engine.${this.id}.${topic}`)]))
+  }
+
+  /** Output after its task ended goes to the last task, as ipengine's streams do. */
+  private strayOutput(name: OutputStream, text: string): void {
+    if (this.lastParent) this.output.write(this.lastParent, name, text)
+    else this.log.info(`${name} output outside any task: ${text.trimEnd()}`)
+  }
+
+  private send(socket: Router | Dealer | Publisher, frames: Frames): void {
+    let outbox = this.outboxes.get(socket)
+    if (!outbox) {
+      outbox = new Outbox(socket, (e) => this.log.warn(`could not send: ${(e as Error).message}`))
+      this.outboxes.set(socket, outbox)
+    }
+    outbox.send(frames)
+  }
+
+  private stopWith(reason: StopReason): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopReason = reason
+      this.log.info(`stopping (${reason})`)
+      this.watchdog.stop()
+      await this.tasks.close()
+      this.output.flush()
+      this.send(this.registrar, this.session.serialize(this.session.msg('unregistration_request', { id: this.id }, { metadata: { engine: this.uuid } })))
+      const drained = Promise.all([...this.outboxes.values()].map((o) => o.drained()))
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))])
+      clearTimeout(timer)
+      // Replies handed to ZeroMQ may still sit in its queue; a short linger lets them leave before close.
+      for (const socket of this.sockets) if (!socket.closed) socket.linger = 500
+      closeAll(this.sockets)
+      this.markClosed()
+    })()
+    return this.stopping
+  }
+}

@@ -1,0 +1,57 @@
+import type { Header } from '../protocol/messages.js'
+import { realTimers, type Timers } from './timers.js'
+import type { OutputStream } from './worker-protocol.js'
+
+export type PublishStream = (parent: Header, name: OutputStream, text: string) => void
+
+/**
+ * Gathers a task's console output into few IOPub `stream` messages, as ipykernel's OutStream does: text of
+ * one stream for one task is joined until `delayMs` passes, the stream or task changes, or `maxChars` is
+ * reached. Order across stdout and stderr is kept, since a change of stream flushes what came before.
+ */
+export class OutputBuffer {
+  private parent: Header | undefined
+  private name: OutputStream = 'stdout'
+  private chunks: string[] = []
+  private size = 0
+  private timer: unknown
+  private readonly timers: Timers
+
+  constructor(
+    private readonly publish: PublishStream,
+    private readonly delayMs = 50,
+    private readonly maxChars = 64 * 1024,
+    timers?: Timers,
+  ) {
+    this.timers = timers ?? realTimers
+  }
+
+  write(parent: Header, name: OutputStream, text: string): void {
+    if (text.length === 0) return
+    if (this.parent && (this.parent !== parent || this.name !== name)) this.flush()
+    this.parent = parent
+    this.name = name
+    this.chunks.push(text)
+    this.size += text.length
+    if (this.size >= this.maxChars) this.flush()
+    else this.timer ??= this.timers.setTimeout(() => {
+      this.timer = undefined
+      this.flush()
+    }, this.delayMs)
+  }
+
+  /** Publishes what is pending now; called before a task's reply so output precedes it. */
+  flush(): void {
+    if (this.timer !== undefined) {
+      this.timers.clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    const parent = this.parent
+    if (!parent || this.chunks.length === 0) return
+    const text = this.chunks.join('')
+    this.chunks = []
+    this.size = 0
+    this.parent = undefined
+    this.publish(parent, this.name, text)
+  }
+}

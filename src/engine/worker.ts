@@ -1,0 +1,178 @@
+/**
+ * The executor thread: user code runs here, never on the engine's main thread, so a task that spins the CPU
+ * cannot silence heartbeats, and the engine can end a task for real by terminating this thread.
+ * Started by executor.ts; speaks worker-protocol.ts.
+ */
+import { Console } from 'node:console'
+import { createRequire } from 'node:module'
+import { Writable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
+import { inspect } from 'node:util'
+import { parentPort } from 'node:worker_threads'
+import { decodeApply, encodeValue, findUncloneable, type FunctionDescriptor } from '../protocol/payload.js'
+import { asBuffer, packFrames, type FromWorker, type OutputStream, type TaskError, type ToWorker } from './worker-protocol.js'
+
+if (!parentPort) throw new Error('src/engine/worker.js is the executor thread of an engine; it is not run directly')
+const port = parentPort
+
+/** The task running now, if any, and the last one started (stray output is charged to it). */
+let current: number | undefined
+let last = 0
+
+function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer)
+}
+
+/** A stream whose every write becomes an output message of the current task, in order. */
+class CaptureStream extends Writable {
+  constructor(private readonly stream: OutputStream) {
+    super({ decodeStrings: false })
+  }
+
+  override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8')
+    post({ type: 'output', seq: current ?? last, name: this.stream, text })
+    callback()
+  }
+}
+
+function captureOutput(): void {
+  const stdout = new CaptureStream('stdout')
+  const stderr = new CaptureStream('stderr')
+  // A Console over the capture streams formats exactly as console does (util.format), without colours, and
+  // routes each method (log/info/debug to stdout, error/warn/trace to stderr) the way the global one does.
+  const captured = new Console({ stdout, stderr, colorMode: false })
+  const target = console as unknown as Record<string, unknown>
+  for (const [name, method] of Object.entries(captured as unknown as Record<string, unknown>)) {
+    if (typeof method === 'function') target[name] = method
+  }
+  // Raw writes (libraries that bypass console) are task output too.
+  const redirect = (into: CaptureStream) => ((chunk: unknown, encoding?: unknown, callback?: unknown): boolean =>
+    into.write(chunk, encoding as BufferEncoding, callback as () => void)) as typeof process.stdout.write
+  process.stdout.write = redirect(stdout)
+  process.stderr.write = redirect(stderr)
+}
+
+/** Functions sent as source, compiled once per source text. */
+const compiled = new Map<string, Function>()
+// An indirect eval compiles in the global scope: the function sees globals, nothing of this module.
+const globalEval = eval
+
+async function resolveFunction(fn: FunctionDescriptor): Promise<Function> {
+  switch (fn.kind) {
+    case 'source': {
+      let f = compiled.get(fn.source)
+      if (!f) {
+        const value: unknown = globalEval(`(${fn.source}\n)`)
+        if (typeof value !== 'function') throw new TypeError(`the source sent for ${fn.name || 'the task'} is not a function expression`)
+        f = value
+        compiled.set(fn.source, f)
+      }
+      return f
+    }
+    case 'module': {
+      const mod = (await import(fn.module)) as Record<string, unknown>
+      const value = mod[fn.export]
+      if (typeof value !== 'function') throw new TypeError(`module ${fn.module} has no exported function '${fn.export}'`)
+      return value
+    }
+    case 'global': {
+      let owner: unknown
+      let value: unknown = globalThis
+      for (const key of fn.path.split('.')) {
+        owner = value
+        value = value === null || value === undefined ? undefined : (value as Record<string, unknown>)[key]
+      }
+      if (typeof value !== 'function') throw new TypeError(`the global '${fn.path}' is not a function on this engine`)
+      // Keep the receiver: `Array.from` and friends need `this`.
+      const method = value
+      return (...args: unknown[]): unknown => Reflect.apply(method, owner, args)
+    }
+  }
+}
+
+const hint =
+  ' (the function was sent as source text, so it cannot see variables of the module it was written in; ' +
+  "pass the value as an argument or send a module reference: moduleFunction(import.meta.url, 'name'))"
+
+function describe(thrown: unknown, fn: FunctionDescriptor | undefined): TaskError {
+  const isError = thrown instanceof Error || (typeof thrown === 'object' && thrown !== null && typeof (thrown as Error).message === 'string')
+  if (!isError) return { ename: 'Error', evalue: `a non-Error value was thrown: ${inspect(thrown)}`, traceback: [] }
+  const error = thrown as Error
+  const ename = typeof error.name === 'string' ? error.name : 'Error'
+  let evalue = error.message
+  if (fn?.kind === 'source' && ename === 'ReferenceError' && / is not defined$/.test(evalue)) evalue += hint
+  const stack = typeof error.stack === 'string' ? error.stack : `${ename}: ${error.message}`
+  const traceback = stack
+    .split('\n')
+    // Code sent as source shows as `eval at resolveFunction (…worker.js…), <anonymous>:L:C`: name it for what it is.
+    .map((line) => line.replace(/\(eval at .*?, <anonymous>:(\d+):(\d+)\)/, '(<task source>:$1:$2)'))
+    // Frames of this file and of Node's internals are the engine's, not the user's.
+    .filter((line) => !line.includes(import.meta.url) && !line.includes('(node:internal/'))
+  return { ename, evalue, traceback }
+}
+
+/** The result's frames, or the reason it cannot be sent back. */
+function encodeResult(result: unknown): { frames: Buffer[] } | { error: TaskError } {
+  try {
+    return { frames: encodeValue(result) }
+  } catch (e) {
+    const found = findUncloneable(result, 'result')
+    const evalue = found
+      ? `the task's result cannot be sent back: ${found.path} is ${found.what}`
+      : `the task's result cannot be sent back: ${(e as Error).message}`
+    return { error: { ename: 'DataCloneError', evalue, traceback: [] } }
+  }
+}
+
+function finish(seq: number, outcome: { frames: Buffer[] } | { error: TaskError }): void {
+  // An uncaught exception may already have failed this task; its late result is dropped.
+  if (current !== seq) return
+  current = undefined
+  if ('error' in outcome) {
+    post({ type: 'failed', seq, error: outcome.error })
+    return
+  }
+  try {
+    // Frame 0 is the serializer's own buffer; the rest are views of the task's data, which must stay intact.
+    const { views, transfer } = packFrames(outcome.frames, (index) => index === 0)
+    post({ type: 'done', seq, frames: views }, transfer)
+  } catch (e) {
+    post({ type: 'failed', seq, error: { ename: 'DataCloneError', evalue: `the result could not be handed to the engine: ${(e as Error).message}`, traceback: [] } })
+  }
+}
+
+async function run(seq: number, frames: Uint8Array[]): Promise<void> {
+  current = seq
+  last = seq
+  let fn: FunctionDescriptor | undefined
+  let outcome: { frames: Buffer[] } | { error: TaskError }
+  try {
+    const decoded = decodeApply(frames.map(asBuffer))
+    fn = decoded.fn
+    const f = await resolveFunction(fn)
+    const result: unknown = await (f as (...args: unknown[]) => unknown)(...decoded.args)
+    outcome = encodeResult(result)
+  } catch (e) {
+    outcome = { error: describe(e, fn) }
+  }
+  finish(seq, outcome)
+}
+
+// A throw from a timer or an unawaited promise would end the thread; it fails the running task instead,
+// or is reported as stderr output when no task runs.
+process.on('uncaughtException', (error) => {
+  if (current !== undefined) {
+    finish(current, { error: describe(error, undefined) })
+    return
+  }
+  post({ type: 'output', seq: last, name: 'stderr', text: `uncaught exception after the task ended: ${inspect(error)}\n` })
+})
+
+captureOutput()
+// Source functions may `require` packages, resolved from the engine's working directory.
+;(globalThis as Record<string, unknown>).require = createRequire(pathToFileURL(`${process.cwd()}/`))
+port.on('message', (message: ToWorker) => {
+  void run(message.seq, message.frames)
+})
+post({ type: 'ready' })

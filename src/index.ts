@@ -1,0 +1,37 @@
+/** jsparallel's public surface: everything a user imports, by name. Deep imports are blocked by package.json. */
+
+export { Client } from './client/client.js'
+export type { ClientOptions, QueueStatus, EngineQueueStatus } from './client/client.js'
+export { LoadBalancedView } from './client/view.js'
+export type { ParallelFunction } from './client/view.js'
+export { DirectView } from './client/direct-view.js'
+export type { DirectTargets, DirectValue } from './client/direct-view.js'
+export { AsyncResult } from './client/async-result.js'
+export { AsyncMapResult } from './client/map.js'
+export type { ResultMetadata } from './client/task.js'
+export type { WaitInteractiveOptions } from './client/progress.js'
+export type { MapOptions, ImapOptions } from './client/chunks.js'
+export type { LoadBalancedFlags, ViewFlags, DependencyInput, WireDependency, HasMsgIds } from './client/flags.js'
+export { moduleFunction } from './client/functions.js'
+export type { ModuleFunction } from './client/functions.js'
+export type { TaskFunction } from './client/submit.js'
+export { ClientClosedError } from './client/connection.js'
+
+export {
+  JsParallelError,
+  ConfigError,
+  ProtocolError,
+  TimeoutError,
+  NoEnginesRegistered,
+  RemoteError,
+  CompositeError,
+  TaskAborted,
+  TaskTimeout,
+  EngineError,
+  UnmetDependency,
+  ImpossibleDependency,
+  InvalidDependency,
+} from './common/errors.js'
+export type { ErrorContent } from './common/errors.js'
+export type { Logger, LogLevel } from './common/log.js'
+export type { ClientConnectionInfo, ProfileOptions } from './protocol/connection-file.js'

@@ -1,0 +1,71 @@
+import t from 'tap'
+import type { Header } from '../src/protocol/messages.js'
+import type { Timers } from '../src/engine/timers.js'
+import { OutputBuffer } from '../src/engine/output.js'
+
+class ManualTimeouts implements Timers {
+  pending = new Map<number, () => void>()
+  private next = 1
+  setTimeout(callback: () => void): unknown {
+    const id = this.next++
+    this.pending.set(id, callback)
+    return id
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number)
+  }
+  setInterval(): unknown {
+    throw new Error('not used')
+  }
+  clearInterval(): void {}
+  fire(): void {
+    const callbacks = [...this.pending.values()]
+    this.pending.clear()
+    for (const c of callbacks) c()
+  }
+}
+
+const header = (msgId: string): Header => ({ msg_id: msgId, msg_type: 'apply_request', username: 'u', session: 's', date: '', version: '5.3' })
+
+function setup(maxChars = 1000) {
+  const timers = new ManualTimeouts()
+  const published: [string, string, string][] = []
+  const buffer = new OutputBuffer((parent, name, text) => published.push([parent.msg_id, name, text]), 50, maxChars, timers)
+  return { timers, published, buffer }
+}
+
+t.test('text of one stream of one task is joined until the delay passes', async (t) => {
+  const { timers, published, buffer } = setup()
+  const a = header('a')
+  buffer.write(a, 'stdout', 'one\n')
+  buffer.write(a, 'stdout', 'two\n')
+  t.same(published, [])
+  timers.fire()
+  t.same(published, [['a', 'stdout', 'one\ntwo\n']])
+})
+
+t.test('a change of stream or task flushes first, keeping order', async (t) => {
+  const { published, buffer } = setup()
+  const a = header('a')
+  const b = header('b')
+  buffer.write(a, 'stdout', '1')
+  buffer.write(a, 'stderr', '2')
+  buffer.write(b, 'stderr', '3')
+  buffer.flush()
+  t.same(published, [['a', 'stdout', '1'], ['a', 'stderr', '2'], ['b', 'stderr', '3']])
+})
+
+t.test('reaching maxChars publishes at once', async (t) => {
+  const { published, buffer } = setup(5)
+  buffer.write(header('a'), 'stdout', '123456')
+  t.same(published, [['a', 'stdout', '123456']])
+})
+
+t.test('flush with nothing pending publishes nothing and cancels the timer', async (t) => {
+  const { timers, published, buffer } = setup()
+  buffer.write(header('a'), 'stdout', 'x')
+  buffer.flush()
+  buffer.flush()
+  t.equal(timers.pending.size, 0)
+  t.equal(published.length, 1)
+})
