@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { Client } from '../src/index.js'
+import { silentLogger } from '../src/common/log.js'
+import { binPath, processAlive, startProcess, tempDir, waitFor, type Proc, type Teardown } from './helpers/processes.js'
+
+/** `cluster start` in a fresh profile; resolves when it says it is ready, with the PIDs of its children. */
+async function startLocalCluster(t: Teardown, n: number, args: string[] = []): Promise<{ proc: Proc; profileDir: string; childPids: number[] }> {
+  const profileDir = join(tempDir(t), 'profile_cli')
+  const proc = startProcess(t, process.execPath, [binPath('cluster'), 'start', '-n', String(n), '--profile-dir', profileDir, ...args])
+  await proc.waitForOutput(/cluster ready/, 60_000)
+  const childPids = [...proc.output().matchAll(/started, pid (\d+)/g)].map((m) => Number(m[1]))
+  // The children are ours too: make sure they go when the test ends, whatever happens to the cluster process.
+  t.teardown(() => {
+    for (const pid of childPids) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+  })
+  return { proc, profileDir, childPids }
+}
+
+t.test('cluster start runs a controller and N engines; Ctrl-C leaves no process behind', async (t) => {
+  const { proc, profileDir, childPids } = await startLocalCluster(t, 2)
+  t.equal(childPids.length, 3, 'a controller and 2 engines')
+  const client = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 30_000 })
+  t.same(await client.loadBalancedView().map((x: number) => x + 1, [1, 2, 3]), [2, 3, 4])
+  await client.close()
+  proc.child.kill('SIGINT')
+  const { code } = await proc.exited
+  t.equal(code, 0)
+  for (const pid of childPids) t.notOk(processAlive(pid), `child ${pid} has exited`)
+  t.notOk(existsSync(join(profileDir, 'security', 'ipcontroller-client.json')), 'connection files removed')
+})
+
+t.test('an engine that exits is unregistered at once, without waiting for the heartbeat', async (t) => {
+  // The default heartbeat (3 s, 10 misses) would take over 30 s to notice; the cluster's watch is immediate.
+  const { profileDir, childPids } = await startLocalCluster(t, 2, ['--ping=3000'])
+  const client = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 30_000 })
+  const started = Date.now()
+  process.kill(childPids[1] as number, 'SIGKILL')
+  await waitFor(() => client.ids.length === 1, 'the engine to be unregistered', 15_000)
+  t.ok(Date.now() - started < 15_000, `unregistered after ${Date.now() - started} ms`)
+})
+
+t.test('cluster stop stops the cluster of that profile', async (t) => {
+  const { proc, profileDir, childPids } = await startLocalCluster(t, 1)
+  const stop = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
+  t.equal((await stop.exited).code, 0)
+  t.equal((await proc.exited).code, 0)
+  for (const pid of childPids) t.notOk(processAlive(pid), `child ${pid} has exited`)
+  const again = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
+  t.equal((await again.exited).code, 1)
+  t.match(again.output(), /no cluster is running/)
+})
+
+t.test('every command explains itself with --help', async (t) => {
+  for (const [bin, args, pattern] of [
+    ['cluster', ['--help'], /start.*stop/s],
+    ['cluster', ['start', '--help'], /--n <count>.*--scheme/s],
+    ['controller', ['--help'], /--ping.*--scheme.*--hwm.*--profile-dir/s],
+    ['engine', ['--help'], /--file.*--uuid.*--profile-dir/s],
+  ] as const) {
+    const p = startProcess(t, process.execPath, [binPath(bin), ...args])
+    t.equal((await p.exited).code, 0, `${bin} ${args.join(' ')}`)
+    t.match(p.output(), pattern)
+  }
+})
+
+t.test('bad command-line values are refused naming the option', async (t) => {
+  const hwm = startProcess(t, process.execPath, [binPath('controller'), '--hwm=-1', '--profile-dir', tempDir(t)])
+  t.not((await hwm.exited).code, 0)
+  t.match(hwm.output(), /--hwm must be a whole number >= 0/)
+  const engine = startProcess(t, process.execPath, [binPath('engine'), '--profile-dir', tempDir(t), '--timeout', '1'])
+  t.not((await engine.exited).code, 0)
+  t.match(engine.output(), /ipcontroller-engine\.json/)
+})
