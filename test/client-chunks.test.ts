@@ -71,8 +71,9 @@ t.test('chunk results flatten in order; a non-array chunk result is a protocol e
 })
 
 t.test('flags are checked and filled; timeouts stay in ms until the wire', async (t) => {
-  const f = applyFlags(DEFAULT_FLAGS, { targets: [3, 1, 3], timeoutMs: 250, retries: 2, chunksize: 4, ordered: false }, 'withFlags')
-  t.same(f, { targets: [1, 3], after: [], follow: [], timeoutMs: 250, retries: 2, chunksize: 4, ordered: false })
+  const f = applyFlags(DEFAULT_FLAGS, { targets: [3, 1, 3], timeoutMs: 250, retries: 2, chunksize: 4, ordered: false, priority: -3 }, 'withFlags')
+  t.same(f, { targets: [1, 3], after: [], follow: [], timeoutMs: 250, retries: 2, chunksize: 4, ordered: false, priority: -3 })
+  t.throws(() => applyFlags(DEFAULT_FLAGS, { priority: 1.5 }, 'withFlags'), { message: /priority must be an integer/ })
   t.same(applyFlags(f, { targets: null }, 'setFlags').targets, null)
   t.throws(() => applyFlags(DEFAULT_FLAGS, { timeoutMs: -1 }, 'withFlags'), { name: 'ConfigError', message: /withFlags: timeoutMs must be a number of ms ≥ 0/ })
   t.throws(() => applyFlags(DEFAULT_FLAGS, { retries: 0.5 }, 'withFlags'), { message: /retries must be an integer ≥ 0/ })

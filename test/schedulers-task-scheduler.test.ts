@@ -38,7 +38,7 @@ function fakeHost() {
 let n = 0
 function task(overrides: Partial<Task> = {}): Task {
   const msgId = `m${n++}`
-  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, ...overrides }
+  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, priority: 0, ...overrides }
 }
 const ok = { status: 'ok', dependenciesMet: true }
 const options = { scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 1000 }
@@ -172,4 +172,38 @@ t.test('replies for unknown tasks are dropped', async (t) => {
   s.addEngine('A', 'javascript')
   t.notOk(s.engineReply('A', 'nope', ok, []))
   t.same(f.forwarded, [])
+})
+
+t.test('priorities reorder the backlog; FIFO within a priority', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  const running = task()
+  s.submit(running)
+  const low1 = task({ priority: -1 })
+  const mid1 = task()
+  const high1 = task({ priority: 5 })
+  const mid2 = task()
+  const high2 = task({ priority: 5 })
+  for (const x of [low1, mid1, high1, mid2, high2]) s.submit(x)
+  const order = [running.msgId]
+  for (let i = 0; i < 5; i++) {
+    s.engineReply('A', order[order.length - 1] as string, ok, [])
+    order.push(f.sent[f.sent.length - 1]?.[0] as string)
+  }
+  t.same(order, [running, high1, high2, mid1, mid2, low1].map((x) => x.msgId))
+})
+
+t.test('the waiting queue deletes from the middle and keeps its order', async (t) => {
+  const { WaitingQueue } = await import('../src/schedulers/waiting-queue.js')
+  const q = new WaitingQueue<string>()
+  q.add('a', 0, 'a')
+  q.add('b', 1, 'b')
+  q.add('c', 0, 'c')
+  q.add('a', 9, 'a again')
+  t.same([...q.values()], ['b', 'a', 'c'])
+  t.ok(q.delete('b'))
+  t.notOk(q.delete('b'))
+  t.same([...q.values()], ['a', 'c'])
+  t.equal(q.size, 2)
 })

@@ -44,6 +44,11 @@ export interface LoadBalancedFlags {
   chunksize?: number
   /** Whether map results iterate in input order. Default true. */
   ordered?: boolean
+  /**
+   * Among tasks waiting for an engine, higher priorities are placed first; equal priorities in submission
+   * order. An integer; default 0. Ignored (with a warning) on a `pure` cluster.
+   */
+  priority?: number
 }
 
 /** Filled flags, as the view keeps them. */
@@ -55,9 +60,10 @@ export interface ViewFlags {
   retries: number
   chunksize: number
   ordered: boolean
+  priority: number
 }
 
-export const DEFAULT_FLAGS: ViewFlags = { targets: null, after: [], follow: [], timeoutMs: 0, retries: 0, chunksize: 1, ordered: true }
+export const DEFAULT_FLAGS: ViewFlags = { targets: null, after: [], follow: [], timeoutMs: 0, retries: 0, chunksize: 1, ordered: true, priority: 0 }
 
 const FLAG_NAMES = Object.keys(DEFAULT_FLAGS)
 
@@ -90,6 +96,10 @@ export function applyFlags(base: ViewFlags, changes: LoadBalancedFlags, where: s
       case 'ordered':
         if (typeof value !== 'boolean') throw new ConfigError(`${where}: ordered must be a boolean`)
         next.ordered = value
+        break
+      case 'priority':
+        if (!(typeof value === 'number' && Number.isSafeInteger(value))) throw new ConfigError(`${where}: priority must be an integer (higher runs first), not ${shown(value)}`)
+        next.priority = value
         break
     }
   }

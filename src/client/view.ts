@@ -134,6 +134,7 @@ export class LoadBalancedView {
       targets: (f.targets ?? []).map((id) => engineUuid(connection, id, 'targets')),
       retries: f.retries,
       language: 'javascript',
+      priority: f.priority,
     }
   }
 

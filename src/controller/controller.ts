@@ -252,10 +252,11 @@ export class Controller {
     const targets = Array.isArray(md.targets) ? md.targets.map(String) : []
     const retries = typeof md.retries === 'number' && md.retries > 0 ? Math.floor(md.retries) : 0
     const timeoutMs = typeof md.timeout === 'number' && md.timeout > 0 ? md.timeout * 1000 : undefined
+    const priority = typeof md.priority === 'number' && Number.isFinite(md.priority) ? md.priority : 0
     const task: Task = {
       msgId: msg.header.msg_id, clientIdents: idents, wire, header: msg.header,
       language: typeof md.language === 'string' ? md.language : 'python',
-      targets: new Set(targets), retries, timeoutMs,
+      targets: new Set(targets), retries, timeoutMs, priority,
     }
     this.hub.taskSubmitted(task.msgId)
     this.scheduler.submit(task)

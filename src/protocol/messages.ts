@@ -42,6 +42,8 @@ export interface TaskMetadata {
   retries?: number
   /** Ours: the language the task needs; absent means `python`. */
   language?: string
+  /** Ours: higher runs first among waiting tasks; absent means 0. */
+  priority?: number
   [extra: string]: unknown
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from '../common/log.js'
 import type { Header } from '../protocol/messages.js'
 import type { Random, Scheme } from './schemes.js'
+import { WaitingQueue } from './waiting-queue.js'
 
 /** A load-balanced task as the scheduler sees it: routing, the untouched frames, and the flags it obeys. */
 export interface Task {
@@ -18,6 +19,8 @@ export interface Task {
   retries: number
   /** How long it may wait in the scheduler before failing with TaskTimeout; undefined = forever. */
   timeoutMs: number | undefined
+  /** Among waiting tasks, higher priorities are placed first; equal ones in submission order. */
+  priority: number
 }
 
 /**
@@ -70,14 +73,14 @@ interface Job {
 }
 
 /**
- * ipyparallel's task scheduler (reference §5): a FIFO of waiting tasks, engines kept in least-recently-used
+ * ipyparallel's task scheduler (reference §5): a queue of waiting tasks (by priority, then FIFO), engines kept in least-recently-used
  * order with their loads, a pluggable scheme choosing among the engines that may take the task.
  */
 export class TaskScheduler {
   /** Engines in LRU order: index 0 was given a task longest ago. */
   private readonly engines: EngineSlot[] = []
-  /** Waiting tasks in submission order (a Map keeps insertion order and deletes in O(1)). */
-  private readonly waiting = new Map<string, Job>()
+  /** Waiting tasks, by priority then submission order. */
+  private readonly waiting = new WaitingQueue<Job>()
   /** Tasks of engines that have gone, until their grace period ends. */
   private readonly stranded = new Map<string, { job: Job; engineUuid: string }>()
   private retryTimer: unknown = undefined
@@ -146,7 +149,7 @@ export class TaskScheduler {
     return forwarded
   }
 
-  /** Places waiting tasks, oldest first, while any engine has room. */
+  /** Places waiting tasks, highest priority and oldest first, while any engine has room. */
   drain(): void {
     for (const job of this.waiting.values()) {
       if (!this.anyRoom()) return
@@ -195,7 +198,7 @@ export class TaskScheduler {
     if (!slot.pending.delete(job.task.msgId)) return
     slot.load--
     this.host.log.debug(`engine ${slot.uuid} is not reachable yet; task ${job.task.msgId} goes back to the queue`)
-    this.waiting.set(job.task.msgId, job)
+    this.waiting.add(job.task.msgId, job.task.priority, job)
     if (this.retryTimer === undefined) {
       this.retryTimer = this.host.setTimer(() => {
         this.retryTimer = undefined
@@ -205,7 +208,7 @@ export class TaskScheduler {
   }
 
   private enqueue(job: Job): void {
-    this.waiting.set(job.task.msgId, job)
+    this.waiting.add(job.task.msgId, job.task.priority, job)
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
       job.timer = this.host.setTimer(() => {
         if (this.waiting.has(job.task.msgId)) this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed`)
