@@ -1,6 +1,6 @@
 import { readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { createLogger } from '../common/log.js'
 import { knownSchemes } from '../schedulers/schemes.js'
@@ -12,6 +12,7 @@ interface StartFlags extends ProfileFlags {
   scheme?: string
   hwm?: number
   ping?: number
+  plugin: string[]
   timeout: number
 }
 
@@ -27,6 +28,7 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
     .option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`)
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0))
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10))
+    .option('--plugin <module>', 'a scheme plugin module for the controller (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--timeout <seconds>', 'how long to wait for the controller and engines to start', intOption('--timeout', 1), 60)
     .action(async (flags: StartFlags) => {
       const log = createLogger('cluster', logLevelOf(flags))
@@ -36,6 +38,7 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
       if (flags.scheme) controllerArgs.push(`--scheme=${flags.scheme}`)
       if (flags.hwm !== undefined) controllerArgs.push(`--hwm=${flags.hwm}`)
       if (flags.ping !== undefined) controllerArgs.push(`--ping=${flags.ping}`)
+      for (const plugin of flags.plugin) controllerArgs.push(`--plugin=${resolve(plugin)}`)
       const cluster = new LocalCluster({ n: flags.n, profileDir, clusterId, controllerArgs, engineArgs: [`--log-level=${flags.logLevel}`], timeoutMs: flags.timeout * 1000, log })
       const pid = pidFile(profileDir, clusterId)
       const stop = async (): Promise<void> => {

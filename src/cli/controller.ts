@@ -2,6 +2,7 @@ import { Command, Option } from 'commander'
 import { createLogger } from '../common/log.js'
 import { Controller } from '../controller/controller.js'
 import { knownSchemes } from '../schedulers/schemes.js'
+import { loadSchemePlugin } from './plugins.js'
 import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
 
 interface ControllerFlags extends ProfileFlags {
@@ -11,6 +12,7 @@ interface ControllerFlags extends ProfileFlags {
   ping: number
   scheme: string
   hwm: number
+  plugin: string[]
 }
 
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
@@ -25,6 +27,7 @@ export function controllerCommand(): Command {
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10), 3000)
     .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`).default('leastload'))
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0), 1)
+    .option('--plugin <module>', 'a module whose default export is { name: scheme } to add schemes (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   return addProfileOptions(command)
 }
 
@@ -38,6 +41,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   for (const arg of ignored) {
     if (!tolerated.includes(arg.split('=')[0] as string)) log.warn(`ignoring option ${arg}`)
   }
+  for (const plugin of flags.plugin) await loadSchemePlugin(plugin, process.cwd())
   const controller = await Controller.start({
     profileDir: profileDirOf(flags, env),
     clusterId: clusterIdOf(flags),

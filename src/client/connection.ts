@@ -76,6 +76,20 @@ export class Connection {
     this.listen(this.subs.iopub, 'iopub', (f) => this.onIopub(f))
   }
 
+  private readonly warned = new Set<string>()
+
+  /** Logs a warning the first time `key` is seen, so a loop of submissions does not repeat it. */
+  warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return
+    this.warned.add(key)
+    this.log.warn(message)
+  }
+
+  /** The controller's task scheme (`task_scheme` of the connection file): `pure` limits what tasks may ask. */
+  get taskScheme(): string {
+    return this.info.task_scheme
+  }
+
   /** Where the hub's registration socket is, for messages. */
   get registrationUrl(): string {
     return channelUrl(this.info.interface, this.info.registration)

@@ -1,11 +1,32 @@
+import { ConfigError } from '../common/errors.js'
 import type { TaskMetadata } from '../protocol/messages.js'
 import { AsyncResult, type ResultContext } from './async-result.js'
 import { chunk, chunkAsync, splitMapArguments, zipArguments, zipArgumentsAsync, type AnyIterable, type ImapOptions, type MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
-import { applyFlags, DEFAULT_FLAGS, type ViewFlags, type LoadBalancedFlags } from './flags.js'
+import { applyFlags, DEFAULT_FLAGS, type ViewFlags, type LoadBalancedFlags, type WireDependency } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
 import { AsyncMapResult, lazyMap } from './map.js'
 import { engineUuid, resultContext, taskLabel, type ConnectionSource, type MapArguments, type TaskFunction, type ViewSettings } from './submit.js'
+
+/**
+ * A `pure` controller moves tasks through a native device that knows nothing of dependencies, targets,
+ * retries or timeouts; asking for them is refused (as ipyparallel's client does), and priority is ignored.
+ */
+function checkPureFlags(f: ViewFlags, connection: Connection): void {
+  const asked = [
+    dependencyIds(f.after).length > 0 ? 'after' : '',
+    dependencyIds(f.follow).length > 0 ? 'follow' : '',
+    f.retries > 0 ? 'retries' : '',
+    f.timeoutMs > 0 ? 'timeoutMs' : '',
+    f.targets !== null ? 'targets' : '',
+  ].filter(Boolean)
+  if (asked.length > 0) {
+    throw new ConfigError(`this controller uses the 'pure' task scheme, which does not support ${asked.join(', ')}; start it with another --scheme (e.g. leastload) to use them`)
+  }
+  if (f.priority !== 0) connection.warnOnce('pure-priority', "priority is ignored: the controller uses the 'pure' task scheme, which places tasks round robin")
+}
+
+const dependencyIds = (d: WireDependency): string[] => (Array.isArray(d) ? d : d.dependencies)
 
 /** `view.parallel(fn)`: call it to apply `fn` once, or use `.map`/`.imap` to run it on each input. */
 export interface ParallelFunction<A extends unknown[], R> {
@@ -124,9 +145,10 @@ export class LoadBalancedView {
     })
   }
 
-  /** ipyparallel's task metadata plus ours (`language`); times in seconds on the wire. */
+  /** ipyparallel's task metadata plus ours (`language`, `priority`); times in seconds on the wire. */
   private wireMetadata(connection: Connection): TaskMetadata {
     const f = this.flagValues
+    if (connection.taskScheme === 'pure') checkPureFlags(f, connection)
     return {
       after: f.after,
       follow: f.follow,

@@ -12,8 +12,8 @@ import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
 import {
-  Outbox, bindPort, closeAll, createPublisher, createRouter, createSubscriber, receiveLoop,
-  type AnySocket, type Frames, type Publisher, type Router,
+  Outbox, bindPort, closeAll, createDealer, createProxy, createPublisher, createRouter, createSubscriber, receiveLoop,
+  type AnySocket, type Dealer, type Frames, type Publisher, type Router,
 } from '../transport/sockets.js'
 import { HeartMonitor } from './heart-monitor.js'
 import { Hub } from './hub.js'
@@ -55,8 +55,7 @@ function fill(options: ControllerOptions): Filled {
   const hwm = options.hwm ?? 1
   if (!Number.isInteger(hwm) || hwm < 0) throw new ConfigError(`hwm must be a whole number >= 0 (0 = unlimited), got ${hwm}`)
   const scheme = options.scheme ?? 'leastload'
-  if (scheme === 'pure') throw new ConfigError("scheme 'pure' is not available yet; use leastload, lru, plainrandom, twobin or weighted")
-  lookupScheme(scheme)
+  if (scheme !== PURE) lookupScheme(scheme)
   return {
     profileDir: options.profileDir,
     clusterId: options.clusterId ?? '',
@@ -74,6 +73,9 @@ function fill(options: ControllerOptions): Filled {
     random: options.random ?? Math.random,
   }
 }
+
+/** The scheme that is a native ZeroMQ device rather than a scheduler: no dependencies, targets or hwm. */
+export const PURE = 'pure'
 
 /** The request types an engine answers, and the reply type for each. */
 const replyTypeOf = (requestType: string): string => requestType.replace(/_request$/, '_reply')
@@ -96,7 +98,9 @@ export class Controller {
   private readonly shutdownListeners: (() => void)[] = []
   private hub!: Hub
   private monitor!: HeartMonitor
-  private scheduler!: TaskScheduler
+  /** The task scheduler; none with the `pure` scheme, whose tasks cross a native device instead. */
+  private scheduler: TaskScheduler | undefined
+  private proxy: { run(): Promise<void>; terminate(): void } | undefined
 
   private constructor(
     private readonly options: Filled,
@@ -114,8 +118,8 @@ export class Controller {
     const options = fill(userOptions)
     ensureProfileDir(options.profileDir)
     const iface = `tcp://${options.ip}`
-    const s = makeSockets()
-    const all = Object.values(s) as AnySocket[]
+    const s = makeSockets(options.scheme === PURE)
+    const all: AnySocket[] = [...Object.values({ ...s, taskEngine: undefined }).filter((x) => x !== undefined), s.taskEngine.socket]
     try {
       const port = (sock: AnySocket): Promise<number> => bindPort(sock, iface)
       const registration = await bindPort(s.registration, iface, options.registrationPort)
@@ -125,7 +129,7 @@ export class Controller {
         task_scheme: options.scheme, iopub: await port(s.iopubClient), notification: await port(s.notification), broadcast: await port(s.broadcastClient),
       }
       const engineInfo: EngineConnectionInfo = {
-        ...base, control: await port(s.controlEngine), mux: await port(s.muxEngine), task: await port(s.taskEngine),
+        ...base, control: await port(s.controlEngine), mux: await port(s.muxEngine), task: await port(s.taskEngine.socket),
         iopub: await port(s.iopubEngine), hb_ping: await port(s.hbPing), hb_pong: await port(s.hbPong), broadcast: [await port(s.broadcastEngine)],
       }
       const controller = new Controller(options, new Session({ key: options.key }), clientInfo, engineInfo, s)
@@ -133,7 +137,7 @@ export class Controller {
       controller.wire()
       writeConnectionFile(controller.engineFile, engineInfo)
       writeConnectionFile(controller.clientFile, clientInfo)
-      options.log.info(`controller ready (scheme ${options.scheme}, hwm ${options.hwm}); client file ${controller.clientFile}`)
+      options.log.info(`controller ready (scheme ${options.scheme}${options.scheme === PURE ? '' : `, hwm ${options.hwm}`}); client file ${controller.clientFile}`)
       return controller
     } catch (e) {
       closeAll(all)
@@ -155,6 +159,7 @@ export class Controller {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.heartbeat) clearInterval(this.heartbeat)
+      this.proxy?.terminate()
       for (const t of this.timers) clearTimeout(t)
       removeConnectionFile(this.clientFile)
       removeConnectionFile(this.engineFile)
@@ -184,10 +189,10 @@ export class Controller {
     this.hub = new Hub({
       reply: (idents, type, content, parent) => this.send(s.registration, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }), idents)),
       notify: (type, content, parent) => this.send(s.notification, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }))),
-      engineJoined: (engine) => this.scheduler.addEngine(engine.uuid, engine.language),
+      engineJoined: (engine) => this.scheduler?.addEngine(engine.uuid, engine.language),
       engineLeft: (engine) => {
         this.monitor.stop(engine.uuid)
-        this.scheduler.removeEngine(engine.uuid)
+        this.scheduler?.removeEngine(engine.uuid)
       },
       shutdownRequested: () => setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
       setTimer, clearTimer, log,
@@ -203,17 +208,7 @@ export class Controller {
       heartFailed: (uuid) => this.hub.unregister(uuid, 'heartbeat stopped'),
       lifetime: () => (performance.now() - this.startedAt) / 1000,
     }, this.options.maxHeartbeatMisses)
-    this.scheduler = new TaskScheduler({
-      sendToEngine: (uuid, task, undeliverable) => this.send(s.taskEngine, [Buffer.from(uuid), ...task.clientIdents, ...task.wire], undeliverable),
-      forwardReply: (task, uuid, wire) => this.send(s.taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire]),
-      failTask: (task, ename, evalue, engineUuid) => {
-        this.hub.requestFinished(task.msgId, engineUuid, false)
-        const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
-        this.replyError(s.taskClient, task.clientIdents, task.header, ename, evalue, metadata)
-      },
-      taskAssigned: (task, uuid) => this.hub.taskAssigned(task.msgId, uuid),
-      setTimer, clearTimer, log,
-    }, { scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs })
+    if (s.taskEngine.type === 'router') this.scheduler = this.makeScheduler(s.taskClient, s.taskEngine.socket, setTimer, clearTimer)
 
     this.loop(s.registration, 'registration', (frames) => {
       const { idents, msg } = this.session.deserialize(frames)
@@ -225,8 +220,17 @@ export class Controller {
     })
     this.relay(s.muxClient, s.muxEngine, 'mux')
     this.relay(s.controlClient, s.controlEngine, 'control')
-    this.loop(s.taskClient, 'task', (frames) => this.taskSubmitted(frames))
-    this.loop(s.taskEngine, 'task (engines)', (frames) => this.taskReplied(frames))
+    if (s.taskEngine.type === 'router') {
+      this.loop(s.taskClient, 'task', (frames) => this.taskSubmitted(frames))
+      this.loop(s.taskEngine.socket, 'task (engines)', (frames) => this.taskReplied(frames))
+    } else {
+      // pure: tasks cross a native device, round robin over the connected engines, never through this loop.
+      this.proxy = createProxy(s.taskClient, s.taskEngine.socket)
+      // The device closes its own sockets when terminated; closing them under it is not allowed.
+      const owned = new Set<AnySocket>([s.taskClient, s.taskEngine.socket])
+      this.sockets.splice(0, this.sockets.length, ...this.sockets.filter((x) => !owned.has(x)))
+      this.proxy.run().catch((e: unknown) => log.error(`pure task device stopped: ${(e as Error).message}`))
+    }
     this.loop(s.iopubEngine, 'iopub', (frames) => {
       const { msg } = this.session.deserialize(frames)
       if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
@@ -238,6 +242,21 @@ export class Controller {
     })
     this.monitor.beat()
     this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
+  }
+
+  private makeScheduler(taskClient: Router, taskEngine: Router, setTimer: (cb: () => void, ms: number) => unknown, clearTimer: (h: unknown) => void): TaskScheduler {
+    const { log } = this.options
+    return new TaskScheduler({
+      sendToEngine: (uuid, task, undeliverable) => this.send(taskEngine, [Buffer.from(uuid), ...task.clientIdents, ...task.wire], undeliverable),
+      forwardReply: (task, uuid, wire) => this.send(taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire]),
+      failTask: (task, ename, evalue, engineUuid) => {
+        this.hub.requestFinished(task.msgId, engineUuid, false)
+        const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
+        this.replyError(taskClient, task.clientIdents, task.header, ename, evalue, metadata)
+      },
+      taskAssigned: (task, uuid) => this.hub.taskAssigned(task.msgId, uuid),
+      setTimer, clearTimer, log,
+    }, { scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs })
   }
 
   /** A client submitted a load-balanced task. */
@@ -259,7 +278,7 @@ export class Controller {
       targets: new Set(targets), retries, timeoutMs, priority,
     }
     this.hub.taskSubmitted(task.msgId)
-    this.scheduler.submit(task)
+    this.scheduler?.submit(task)
   }
 
   /** An engine answered a load-balanced task. */
@@ -269,7 +288,7 @@ export class Controller {
     const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
     const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
     const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)
-    const forwarded = this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
+    const forwarded = this.scheduler !== undefined && this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
     if (forwarded) this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
   }
 
@@ -351,14 +370,15 @@ interface Sockets {
   controlClient: Router
   controlEngine: Router
   taskClient: Router
-  taskEngine: Router
+  /** A ROUTER facing engines, or with `pure` the DEALER of the native device. */
+  taskEngine: { type: 'router'; socket: Router } | { type: 'dealer'; socket: Dealer }
   iopubEngine: ReturnType<typeof createSubscriber>
   iopubClient: Publisher
   broadcastClient: Router
   broadcastEngine: Router
 }
 
-function makeSockets(): Sockets {
+function makeSockets(pure: boolean): Sockets {
   return {
     registration: createRouter(),
     notification: createPublisher(),
@@ -370,7 +390,7 @@ function makeSockets(): Sockets {
     controlClient: createRouter({ routingId: 'control_in' }),
     controlEngine: createRouter({ routingId: 'control_out', mandatory: true }),
     taskClient: createRouter({ routingId: 'task_in' }),
-    taskEngine: createRouter({ routingId: 'task_out', mandatory: true }),
+    taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: 'task_out' }) } : { type: 'router', socket: createRouter({ routingId: 'task_out', mandatory: true }) },
     iopubEngine: createSubscriber(),
     iopubClient: createPublisher(),
     broadcastClient: createRouter({ routingId: 'sub_scheduler_0' }),

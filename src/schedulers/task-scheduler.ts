@@ -1,6 +1,6 @@
 import type { Logger } from '../common/log.js'
 import type { Header } from '../protocol/messages.js'
-import type { Random, Scheme } from './schemes.js'
+import { leastload, type Random, type Scheme } from './schemes.js'
 import { WaitingQueue } from './waiting-queue.js'
 
 /** A load-balanced task as the scheduler sees it: routing, the untouched frames, and the flags it obeys. */
@@ -180,7 +180,7 @@ export class TaskScheduler {
       }
     }
     if (candidates.length === 0) return false
-    const pick = this.options.scheme(candidates.map((i) => (this.engines[i] as EngineSlot).load), this.options.random)
+    const pick = this.pick(candidates.map((i) => (this.engines[i] as EngineSlot).load))
     // A scheme returning an index out of range falls back to the first candidate.
     const index = candidates[pick] ?? candidates[0]
     if (index === undefined) return false
@@ -191,6 +191,16 @@ export class TaskScheduler {
     this.host.taskAssigned(task, slot.uuid)
     this.host.sendToEngine(slot.uuid, task, () => this.undeliverable(slot, job))
     return true
+  }
+
+  /** The scheme's choice; a scheme that throws (a plugin's bug) must not lose the task, so leastload stands in. */
+  private pick(loads: number[]): number {
+    try {
+      return this.options.scheme(loads, this.options.random)
+    } catch (e) {
+      this.host.log.error(`the scheduling scheme failed (${(e as Error).message}); using leastload for this task`)
+      return leastload(loads, this.options.random)
+    }
   }
 
   /** The engine's connection is not up yet (or is gone): take the task back and try again shortly. */

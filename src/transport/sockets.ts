@@ -122,6 +122,15 @@ export function logHandlerError(log: Logger, channel: string): (error: unknown, 
   return (error) => log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
 }
 
+/**
+ * A native ROUTER-to-DEALER device (zmq_proxy in a thread of its own): messages cross it with no JavaScript
+ * per message. Both sockets must be bound before `run`; `terminate` closes them.
+ */
+export function createProxy(frontEnd: zmq.Router, backEnd: zmq.Dealer): { run(): Promise<void>; terminate(): void } {
+  const proxy = new zmq.Proxy(frontEnd, backEnd)
+  return { run: () => proxy.run(), terminate: () => proxy.terminate() }
+}
+
 export function closeAll(sockets: Iterable<AnySocket>): void {
   for (const s of sockets) if (!s.closed) s.close()
 }
