@@ -94,6 +94,7 @@ t.test('targets restrict placement to those engines', async (t) => {
 t.test('pure: 1,000 tasks cross a native device with no scheduler code on the path', async (t) => {
   // An in-process controller, so that the scheduler's methods can be watched; engines and client are real.
   const calls = { submit: 0, engineReply: 0 }
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- the originals are put back on the prototype, where `this` is right
   const original = { submit: TaskScheduler.prototype.submit, engineReply: TaskScheduler.prototype.engineReply }
   TaskScheduler.prototype.submit = function (...args) {
     calls.submit++
