@@ -1,0 +1,144 @@
+// The stock ipyparallel 7.1 (Debian's python3-ipyparallel: its Client and ipengine) against our controller.
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { Client } from '../src/index.js'
+import { silentLogger } from '../src/common/log.js'
+import { codeBlocks } from './helpers/markdown.js'
+import {
+  repoRoot, startController, startEngine, startProcess, startPythonEngine, systemPython, tempDir, type Teardown,
+} from './helpers/processes.js'
+
+/** The line a Python script prints its JSON result after, so that stray output around it does not matter. */
+const MARK = '@@RESULT@@ '
+
+const missing = spawnSync(systemPython, ['-c', 'import ipyparallel'], { encoding: 'utf8' })
+const pythonProblem = missing.status === 0
+  ? undefined
+  : `${systemPython} cannot import ipyparallel: install Debian's python3-ipyparallel (apt-get install python3-ipyparallel; .ci/run does this)\n${missing.stderr ?? String(missing.error)}`
+
+/** Fails the test (never skips it) when the stock ipyparallel is not there. */
+function requireIpyparallel(): void {
+  if (pythonProblem) throw new Error(pythonProblem)
+}
+
+/**
+ * Runs a Python script with /usr/bin/python3 and returns the JSON it printed after MARK. Fails with the script's
+ * output if it exits non-zero, prints no result, or is still running after the ceiling.
+ */
+async function runPython(t: Teardown, script: string, args: string[], timeoutMs = 120_000): Promise<unknown> {
+  const file = join(tempDir(t, 'jsparallel-py-'), 'script.py')
+  writeFileSync(file, script)
+  const proc = startProcess(t, systemPython, [file, ...args])
+  let timer: NodeJS.Timeout | undefined
+  const ceiling = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs)
+  })
+  const ended = await Promise.race([proc.exited, ceiling])
+  clearTimeout(timer)
+  if (ended === 'timeout') throw new Error(`the Python script did not finish within ${timeoutMs} ms; output:\n${proc.output()}`)
+  if (ended.code !== 0) throw new Error(`the Python script exited with ${ended.code ?? ended.signal}; output:\n${proc.output()}`)
+  const line = proc.output().split('\n').find((l) => l.startsWith(MARK))
+  if (line === undefined) throw new Error(`the Python script printed no result; output:\n${proc.output()}`)
+  return JSON.parse(line.slice(MARK.length))
+}
+
+/** Our client on `profileDir`, closed when the test ends. */
+function ourClient(t: Teardown, profileDir: string): Client {
+  const client = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  return client
+}
+
+t.test('the stock Python client runs apply and map on a stock ipengine through our controller', async (t) => {
+  requireIpyparallel()
+  const c = await startController(t)
+  startPythonEngine(t, c.profileDir)
+  const result = await runPython(t, `
+import json, sys
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[1])
+rc.wait_for_engines(1, timeout=60)
+view = rc.load_balanced_view()
+applied = view.apply_sync(lambda a, b: a + b, 1, 2)
+mapped = view.map_sync(lambda x: x * x, range(10))
+status = rc.queue_status()
+rc.close()
+print(${JSON.stringify(MARK)} + json.dumps({"ids": rc.ids, "apply": applied, "map": list(mapped), "unassigned": status["unassigned"]}))
+`, [c.profileDir])
+  t.same(result, { ids: [0], apply: 3, map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81], unassigned: 0 })
+})
+
+t.test('a mixed cluster: JavaScript tasks run only on our engine, Python tasks only on ipengine', async (t) => {
+  requireIpyparallel()
+  const c = await startController(t)
+  const client = ourClient(t, c.profileDir)
+  startEngine(t, c.profileDir)
+  await client.waitForEngines(1, { timeoutMs: 60_000 })
+  const [jsId] = client.ids
+  const python = startPythonEngine(t, c.profileDir)
+  await client.waitForEngines(2, { timeoutMs: 60_000 })
+  const pyId = client.ids.find((id) => id !== jsId)
+  t.not(pyId, undefined, 'two engine ids')
+
+  // Both languages' tasks are in flight together: each must still go only to an engine of its language.
+  const inputs = [...Array(20).keys()]
+  const jsMap = client.loadBalancedView().map(async (x: number) => {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    return x * 2
+  }, inputs, { chunksize: 1 })
+  const pyRun = runPython(t, `
+import json, os, sys
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[1])
+rc.wait_for_engines(2, timeout=60)
+view = rc.load_balanced_view()
+ars = [view.apply_async(os.getpid) for _ in range(10)]
+out = []
+for ar in ars:
+    try:
+        out.append({"ok": True, "pid": ar.get(timeout=60), "engine_id": ar.metadata["engine_id"]})
+    except Exception as e:
+        out.append({"ok": False, "error": repr(e), "engine_id": ar.metadata["engine_id"]})
+rc.close()
+print(${JSON.stringify(MARK)} + json.dumps(out))
+`, [c.profileDir])
+
+  t.same(await jsMap, inputs.map((x) => x * 2), 'every JavaScript result is right')
+  t.same(jsMap.metadata.map((m) => m.engineId), inputs.map(() => jsId), 'every JavaScript task ran on our engine')
+  const pyResults = await pyRun
+  t.same(pyResults, Array.from({ length: 10 }, () => ({ ok: true, pid: python.pid, engine_id: pyId })), 'every Python task ran on ipengine')
+})
+
+t.test("the README's Python example runs against our controller and gives 3", async (t) => {
+  requireIpyparallel()
+  const [block, ...others] = codeBlocks(join(repoRoot, 'README.md'), 'python')
+  if (block === undefined) throw new Error('README.md has no ```python block')
+  t.equal(others.length, 0, 'one Python example in the README')
+  const c = await startController(t)
+  startPythonEngine(t, c.profileDir)
+  // The example does not wait for an engine; let ours make sure the ipengine is there first.
+  await ourClient(t, c.profileDir).waitForEngines(1, { timeoutMs: 60_000 })
+
+  const example = block.code.replace(/profile_dir="[^"]*"/, `profile_dir=${JSON.stringify(c.profileDir)}`)
+  t.not(example, block.code, 'the example names a profile_dir="..." to replace')
+  // Run the example as a notebook cell would: its last expression's value is printed.
+  const result = await runPython(t, `
+import ast, json, sys
+tree = ast.parse(open(sys.argv[1]).read())
+last = tree.body.pop()
+assert isinstance(last, ast.Expr), "the example should end with an expression"
+scope = {}
+exec(compile(tree, "README.md", "exec"), scope)
+value = eval(compile(ast.Expression(last.value), "README.md", "eval"), scope)
+print(${JSON.stringify(MARK)} + json.dumps(value))
+`, [writeExample(t, example)])
+  t.equal(result, 3)
+})
+
+function writeExample(t: Teardown, code: string): string {
+  const file = join(tempDir(t, 'jsparallel-readme-'), 'example.py')
+  writeFileSync(file, code)
+  return file
+}
