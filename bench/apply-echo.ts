@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: throughput and latency of load-balanced `apply` of an echo function, 2 engines.
- * Each run starts a fresh controller (ours, then ipyparallel 7.1's own `ipcontroller` as the baseline) with the
- * same two jsparallel engines and the same jsparallel client, so only the controller differs. Reports medians
- * over the runs and the ratio ours / baseline.
+ * Each run starts a fresh controller with the same two jsparallel engines and the same jsparallel client, so
+ * only the controller differs: ipyparallel 7.1's own `ipcontroller` (the baseline), ours with leastload, and
+ * with `--schemes`, ours with every scheme at hwm 1 and hwm 0. Reports medians over the runs and ratios
+ * against the baseline.
  *
- *   npm run bench -- --runs 5 --tasks 10000 --sequential 1000
+ *   npm run bench -- --runs 5 --tasks 10000 --sequential 1000 [--schemes] [--no-baseline]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -15,16 +16,23 @@ import { parseArgs } from 'node:util'
 import { Client } from '../src/index.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, tasks: { type: 'string', default: '10000' }, sequential: { type: 'string', default: '1000' }, 'no-baseline': { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, tasks: { type: 'string', default: '10000' }, sequential: { type: 'string', default: '1000' }, 'no-baseline': { type: 'boolean', default: false }, schemes: { type: 'boolean', default: false } } })
 const runs = Number(values.runs)
 const tasks = Number(values.tasks)
 const sequential = Number(values.sequential)
 
 interface Figures { tasksPerSecond: number; medianLatencyMs: number }
 
+const ours = (...args: string[]) => (dir: string): string[] => [process.execPath, join(root, 'bin/controller.js'), '--profile-dir', dir, '--log-level=warn', ...args]
 const controllers: Record<string, (profileDir: string) => string[]> = {
-  jsparallel: (dir) => [process.execPath, join(root, 'bin/controller.js'), '--profile-dir', dir, '--log-level=warn'],
   ipyparallel: (dir) => ['/usr/bin/python3', '-m', 'ipyparallel.controller', '--profile-dir', dir, '--log-level=40'],
+  jsparallel: ours(),
+}
+if (values.schemes) {
+  for (const scheme of ['leastload', 'lru', 'plainrandom', 'twobin', 'weighted']) {
+    for (const hwm of [1, 0]) controllers[`${scheme} hwm=${hwm}`] = ours(`--scheme=${scheme}`, `--hwm=${hwm}`)
+  }
+  controllers.pure = ours('--scheme=pure')
 }
 
 async function measure(name: string): Promise<Figures> {
@@ -79,18 +87,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
 }
 
-const names = values['no-baseline'] || !existsSync('/usr/lib/python3/dist-packages/ipyparallel') ? ['jsparallel'] : ['jsparallel', 'ipyparallel']
+const names = Object.keys(controllers).filter((n) => n !== 'ipyparallel' || (!values['no-baseline'] && existsSync('/usr/lib/python3/dist-packages/ipyparallel')))
 const results: Record<string, Figures[]> = {}
 for (let run = 1; run <= runs; run++) {
   for (const name of names) {
     const f = await measure(name)
     ;(results[name] ??= []).push(f)
-    console.log(`run ${run} ${name.padEnd(11)} ${f.tasksPerSecond.toFixed(0).padStart(6)} tasks/s   median latency ${f.medianLatencyMs.toFixed(2)} ms`)
+    console.log(`run ${run} ${name.padEnd(21)} ${f.tasksPerSecond.toFixed(0).padStart(6)} tasks/s   median latency ${f.medianLatencyMs.toFixed(2)} ms`)
   }
 }
 console.log(`\n${tasks} concurrent applies, ${sequential} sequential, 2 engines, median of ${runs} runs:`)
 const summary = Object.fromEntries(names.map((n) => [n, { tasksPerSecond: median(results[n]!.map((f) => f.tasksPerSecond)), medianLatencyMs: median(results[n]!.map((f) => f.medianLatencyMs)) }]))
-for (const [n, f] of Object.entries(summary)) console.log(`${n.padEnd(11)} ${f.tasksPerSecond.toFixed(0).padStart(6)} tasks/s   median latency ${f.medianLatencyMs.toFixed(2)} ms`)
-if (summary.ipyparallel && summary.jsparallel) {
-  console.log(`ratio jsparallel/ipyparallel controller: throughput x${(summary.jsparallel.tasksPerSecond / summary.ipyparallel.tasksPerSecond).toFixed(2)}, latency x${(summary.jsparallel.medianLatencyMs / summary.ipyparallel.medianLatencyMs).toFixed(2)}`)
+const base = summary.ipyparallel
+for (const [n, f] of Object.entries(summary)) {
+  const ratio = base && n !== 'ipyparallel' ? `   vs ipyparallel: throughput x${(f.tasksPerSecond / base.tasksPerSecond).toFixed(2)}, latency x${(f.medianLatencyMs / base.medianLatencyMs).toFixed(2)}` : ''
+  console.log(`${n.padEnd(21)} ${f.tasksPerSecond.toFixed(0).padStart(6)} tasks/s   median latency ${f.medianLatencyMs.toFixed(2).padStart(6)} ms${ratio}`)
 }
