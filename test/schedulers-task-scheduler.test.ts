@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Dependency } from '../src/common/dependency.js'
 import { silentLogger } from '../src/common/log.js'
 import { leastload, lru } from '../src/schedulers/schemes.js'
 import { TaskScheduler, type SchedulerHost, type Task } from '../src/schedulers/task-scheduler.js'
@@ -38,7 +39,7 @@ function fakeHost() {
 let n = 0
 function task(overrides: Partial<Task> = {}): Task {
   const msgId = `m${n++}`
-  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, priority: 0, ...overrides }
+  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, priority: 0, after: new Dependency([]), follow: new Dependency([]), ...overrides }
 }
 const ok = { status: 'ok', dependenciesMet: true }
 const options = { scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 1000 }
@@ -206,4 +207,70 @@ t.test('the waiting queue deletes from the middle and keeps its order', async (t
   t.notOk(q.delete('b'))
   t.same([...q.values()], ['a', 'c'])
   t.equal(q.size, 2)
+})
+
+t.test('after: waits until its dependencies finish; invalid and impossible ones fail at once', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, { ...options, hwm: 0 })
+  s.addEngine('A', 'javascript')
+  const first = task()
+  s.submit(first)
+  const second = task({ after: new Dependency([first.msgId]) })
+  s.submit(second)
+  t.same(f.sent.map(([id]) => id), [first.msgId], 'the dependent waits')
+  s.engineReply('A', first.msgId, ok, [])
+  t.same(f.sent.map(([id]) => id), [first.msgId, second.msgId], 'and runs once it is met')
+
+  const self = task()
+  self.after = new Dependency([self.msgId])
+  s.submit(self)
+  s.submit(task({ after: new Dependency(['never-seen']) }))
+  t.same(f.failed.map(([, e]) => e), ['InvalidDependency', 'InvalidDependency'])
+
+  const failing = task()
+  s.submit(failing)
+  const needsSuccess = task({ after: new Dependency([failing.msgId]) })
+  const onFailure = task({ after: new Dependency([failing.msgId], { success: false, failure: true }) })
+  s.submit(needsSuccess)
+  s.submit(onFailure)
+  s.engineReply('A', failing.msgId, { status: 'error', dependenciesMet: true }, [])
+  t.same(f.failed.at(-1), [needsSuccess.msgId, 'ImpossibleDependency'])
+  t.equal(f.sent.at(-1)?.[0], onFailure.msgId, 'a task that waits for the failure runs')
+  s.submit(task({ after: new Dependency([failing.msgId]) }))
+  t.same(f.failed.at(-1)?.[1], 'ImpossibleDependency', 'already unreachable at submission')
+})
+
+t.test('follow: runs where its dependency ran; fails when that engine has gone', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, { ...options, hwm: 0 })
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  const first = task()
+  s.submit(first)
+  const where = f.sent[0]?.[1] as string
+  s.engineReply(where, first.msgId, ok, [])
+  for (let i = 0; i < 4; i++) s.submit(task({ follow: new Dependency([first.msgId]) }))
+  t.same(new Set(f.sent.slice(1).map(([, e]) => e)), new Set([where]))
+  s.removeEngine(where)
+  s.submit(task({ follow: new Dependency([first.msgId]) }))
+  t.same(f.failed.at(-1)?.[1], 'ImpossibleDependency')
+})
+
+t.test('a chain of 100 after tasks runs in order', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, { ...options, hwm: 0 })
+  s.addEngine('A', 'javascript')
+  s.addEngine('B', 'javascript')
+  const chain: Task[] = []
+  for (let i = 0; i < 100; i++) {
+    const x = task(i === 0 ? {} : { after: new Dependency([(chain[i - 1] as Task).msgId]) })
+    chain.push(x)
+    s.submit(x)
+  }
+  for (let i = 0; i < 100; i++) {
+    const [id, engine] = f.sent[i] as [string, string]
+    t.equal(id, chain[i]?.msgId)
+    t.equal(f.sent.length, i + 1, 'only one link is out at a time')
+    s.engineReply(engine, id, ok, [])
+  }
 })

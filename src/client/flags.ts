@@ -6,10 +6,8 @@ import { checkChunksize, shown } from './chunks.js'
  * fields; dependencies are turned into their wire form (ipyparallel's list of msg ids, or the dict form) here.
  */
 
-/** Anything that has message ids: an AsyncResult, an AsyncMapResult. */
-export interface HasMsgIds {
-  readonly msgIds: readonly string[]
-}
+import type { HasMsgIds, WireDependency } from '../common/dependency.js'
+export type { HasMsgIds, WireDependency }
 
 /**
  * A dependency: a msg id, a result, a list of them, or an object with `all` (default true: every task must have
@@ -22,8 +20,6 @@ export type DependencyInput =
   | Iterable<string | HasMsgIds>
   | { dependencies: Iterable<string | HasMsgIds>; all?: boolean; success?: boolean; failure?: boolean }
 
-/** The wire form: a list of msg ids (all, success) or ipyparallel's `as_dict()`. */
-export type WireDependency = string[] | { dependencies: string[]; all: boolean; success: boolean; failure: boolean }
 
 /** Flags of a LoadBalancedView (all optional; `withFlags`/`setFlags` take the same). */
 export interface LoadBalancedFlags {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { Dependency } from '../common/dependency.js'
 import { ConfigError, errorContent } from '../common/errors.js'
 import { newKey } from '../common/ids.js'
 import { createLogger, type Logger } from '../common/log.js'
@@ -263,9 +264,13 @@ export class Controller {
   private taskSubmitted(frames: Frames): void {
     const { idents, msg, wire } = this.session.deserialize<object, TaskMetadata>(frames)
     const md = msg.metadata
-    const refuse = (why: string): void => this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', why)
-    if (hasDependencies(md.after) || hasDependencies(md.follow)) {
-      refuse('after/follow dependencies are not supported by this controller yet')
+    let after: Dependency
+    let follow: Dependency
+    try {
+      after = Dependency.fromWire(md.after)
+      follow = Dependency.fromWire(md.follow)
+    } catch (e) {
+      this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', `bad after/follow metadata: ${(e as Error).message}`)
       return
     }
     const targets = Array.isArray(md.targets) ? md.targets.map(String) : []
@@ -275,7 +280,7 @@ export class Controller {
     const task: Task = {
       msgId: msg.header.msg_id, clientIdents: idents, wire, header: msg.header,
       language: typeof md.language === 'string' ? md.language : 'python',
-      targets: new Set(targets), retries, timeoutMs, priority,
+      targets: new Set(targets), retries, timeoutMs, priority, after, follow,
     }
     this.hub.taskSubmitted(task.msgId)
     this.scheduler?.submit(task)
@@ -349,15 +354,6 @@ export class Controller {
       log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
   }
-}
-
-function hasDependencies(dep: unknown): boolean {
-  if (Array.isArray(dep)) return dep.length > 0
-  if (dep && typeof dep === 'object') {
-    const ids = (dep as { dependencies?: unknown }).dependencies
-    return Array.isArray(ids) && ids.length > 0
-  }
-  return false
 }
 
 interface Sockets {

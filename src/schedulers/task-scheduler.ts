@@ -1,3 +1,4 @@
+import { Dependency } from '../common/dependency.js'
 import type { Logger } from '../common/log.js'
 import type { Header } from '../protocol/messages.js'
 import { leastload, type Random, type Scheme } from './schemes.js'
@@ -21,6 +22,10 @@ export interface Task {
   timeoutMs: number | undefined
   /** Among waiting tasks, higher priorities are placed first; equal ones in submission order. */
   priority: number
+  /** Time dependency: placed only once this is met by tasks finished anywhere. */
+  after: Dependency
+  /** Location dependency: placed only on an engine where this is met by the tasks finished there. */
+  follow: Dependency
 }
 
 /**
@@ -63,6 +68,9 @@ interface EngineSlot {
   load: number
   /** Tasks running or queued on that engine. */
   pending: Map<string, Job>
+  /** Tasks that finished on it, for `follow`. */
+  completed: Set<string>
+  failed: Set<string>
 }
 
 interface Job {
@@ -84,6 +92,14 @@ export class TaskScheduler {
   /** Tasks of engines that have gone, until their grace period ends. */
   private readonly stranded = new Map<string, { job: Job; engineUuid: string }>()
   private retryTimer: unknown = undefined
+  // Every task seen and how it ended, for dependencies. They grow with the number of tasks; bounding them
+  // belongs with the task store (culling), like ipyparallel's scheduler, which keeps them all too.
+  private readonly allIds = new Set<string>()
+  private readonly allCompleted = new Set<string>()
+  private readonly allFailed = new Set<string>()
+  private readonly destinations = new Map<string, string>()
+  /** Waiting tasks by each msg id they depend on and that has not finished. */
+  private readonly graph = new Map<string, Set<Job>>()
 
   constructor(private readonly host: SchedulerHost, private readonly options: SchedulerOptions) {}
 
@@ -93,7 +109,7 @@ export class TaskScheduler {
 
   addEngine(uuid: string, language: string): void {
     if (this.engines.some((e) => e.uuid === uuid)) return
-    this.engines.unshift({ uuid, language, load: 0, pending: new Map() })
+    this.engines.unshift({ uuid, language, load: 0, pending: new Map(), completed: new Set(), failed: new Set() })
     this.drain()
   }
 
@@ -108,13 +124,26 @@ export class TaskScheduler {
       this.host.setTimer(() => this.loseStranded(ids), this.options.strandedGraceMs)
     }
     // Tasks that may only run on engines that no longer exist can never run.
-    for (const job of [...this.waiting.values()]) if (this.cannotEverRun(job)) this.fail(job, 'ImpossibleDependency', 'no engine that the task targets is registered')
+    for (const job of [...this.waiting.values()]) {
+      const why = this.impossible(job)
+      if (why) this.fail(job, 'ImpossibleDependency', why)
+    }
   }
 
   submit(task: Task): void {
     const job: Job = { task, blacklist: new Set(), timer: undefined }
-    if (this.cannotEverRun(job)) {
-      this.host.failTask(task, 'ImpossibleDependency', `none of the targeted engines is registered: ${[...task.targets].join(', ')}`)
+    this.allIds.add(task.msgId)
+    for (const [name, dep] of [['after', task.after], ['follow', task.follow]] as const) {
+      const unknown = dep.dependencies.find((id) => id === task.msgId || !this.allIds.has(id))
+      if (unknown !== undefined) {
+        const what = unknown === task.msgId ? 'the task itself' : `${unknown}, a task this scheduler has not been given`
+        this.fail(job, 'InvalidDependency', `${name} names ${what}`)
+        return
+      }
+    }
+    const why = this.impossible(job)
+    if (why) {
+      this.fail(job, 'ImpossibleDependency', why)
       return
     }
     if (!this.place(job)) this.enqueue(job)
@@ -144,6 +173,7 @@ export class TaskScheduler {
     } else {
       this.host.forwardReply(job.task, engineUuid, replyWire)
       forwarded = true
+      this.finished(msgId, engineUuid, outcome.status === 'ok')
     }
     this.drain()
     return forwarded
@@ -171,11 +201,12 @@ export class TaskScheduler {
 
   private place(job: Job): boolean {
     const { task } = job
+    if (!task.after.met(this.allCompleted, this.allFailed)) return false
     const hwm = this.options.hwm
     const candidates: number[] = []
     for (let i = 0; i < this.engines.length; i++) {
       const e = this.engines[i] as EngineSlot
-      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid))) {
+      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid)) && task.follow.met(e.completed, e.failed)) {
         candidates.push(i)
       }
     }
@@ -219,27 +250,67 @@ export class TaskScheduler {
 
   private enqueue(job: Job): void {
     this.waiting.add(job.task.msgId, job.task.priority, job)
+    for (const id of [...job.task.after.dependencies, ...job.task.follow.dependencies]) {
+      if (this.allCompleted.has(id) || this.allFailed.has(id)) continue
+      let waiters = this.graph.get(id)
+      if (!waiters) this.graph.set(id, (waiters = new Set()))
+      waiters.add(job)
+    }
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
       job.timer = this.host.setTimer(() => {
-        if (this.waiting.has(job.task.msgId)) this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed`)
+        if (!this.waiting.has(job.task.msgId)) return
+        this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed`)
+        this.drain() // a task that counts failures of this one may run now
       }, job.task.timeoutMs)
     }
   }
 
   private retryElsewhere(job: Job, engineUuid: string): void {
     job.blacklist.add(engineUuid)
-    if (this.cannotEverRun(job)) {
-      this.fail(job, 'ImpossibleDependency', 'the task failed or was refused on every engine it may run on')
+    const why = this.impossible(job)
+    if (why) {
+      this.fail(job, 'ImpossibleDependency', `${why} (the task failed or was refused on ${engineUuid})`)
     } else if (!this.place(job)) {
       this.enqueue(job)
     }
   }
 
-  /** True when the task targets engines and none of them (less the blacklist) is registered. */
-  private cannotEverRun(job: Job): boolean {
-    const { targets } = job.task
-    if (targets.size === 0) return false
-    return !this.engines.some((e) => targets.has(e.uuid) && !job.blacklist.has(e.uuid))
+  /** Why the task can never run, or undefined while it still may. */
+  private impossible(job: Job): string | undefined {
+    const { targets, after, follow } = job.task
+    if (targets.size > 0 && !this.engines.some((e) => targets.has(e.uuid) && !job.blacklist.has(e.uuid))) {
+      return `none of the engines the task targets is registered and untried: ${[...targets].join(', ')}`
+    }
+    if (after.unreachable(this.allCompleted, this.allFailed)) return 'its after dependency can no longer be met'
+    if (follow.empty) return undefined
+    if (follow.unreachable(this.allCompleted, this.allFailed)) return 'its follow dependency can no longer be met'
+    // Where the counted follow tasks ran: follow-all needs them on one engine, and that engine must still exist.
+    const counted = follow.dependencies.filter((id) => (follow.success && this.allCompleted.has(id)) || (follow.failure && this.allFailed.has(id)))
+    const where = new Set(counted.map((id) => this.destinations.get(id)))
+    const registered = [...where].filter((uuid) => this.engines.some((e) => e.uuid === uuid))
+    if (follow.all && where.size > 1) return 'the tasks it follows ran on different engines'
+    if (follow.all && where.size === 1 && registered.length === 0) return 'the engine it follows has gone'
+    const allDone = follow.dependencies.every((id) => this.allCompleted.has(id) || this.allFailed.has(id))
+    if (!follow.all && allDone && registered.length === 0) return 'every engine it could follow has gone'
+    return undefined
+  }
+
+  /** A task ended (on an engine, or here): record it, and settle or wake the tasks that wait on it. */
+  private finished(msgId: string, engineUuid: string | undefined, success: boolean): void {
+    ;(success ? this.allCompleted : this.allFailed).add(msgId)
+    if (engineUuid !== undefined) {
+      this.destinations.set(msgId, engineUuid)
+      const slot = this.engines.find((e) => e.uuid === engineUuid)
+      ;(success ? slot?.completed : slot?.failed)?.add(msgId)
+    }
+    const waiters = this.graph.get(msgId)
+    if (!waiters) return
+    this.graph.delete(msgId)
+    for (const job of waiters) {
+      if (!this.waiting.has(job.task.msgId)) continue
+      const why = this.impossible(job)
+      if (why) this.fail(job, 'ImpossibleDependency', why)
+    }
   }
 
   private loseStranded(msgIds: string[]): void {
@@ -252,16 +323,17 @@ export class TaskScheduler {
         job.task.retries--
         this.retryElsewhere(job, engineUuid)
       } else {
-        this.host.failTask(job.task, 'EngineError', `Engine ${engineUuid} died while running task ${msgId}`, engineUuid)
+        this.fail(job, 'EngineError', `Engine ${engineUuid} died while running task ${msgId}`, engineUuid)
       }
     }
     this.drain()
   }
 
-  /** The one path for a task that ends here rather than on an engine. */
-  private fail(job: Job, ename: string, evalue: string): void {
+  /** The one path for a task that ends here rather than on an engine: error reply, records, dependents. */
+  private fail(job: Job, ename: string, evalue: string, engineUuid?: string): void {
     this.waiting.delete(job.task.msgId)
     if (job.timer !== undefined) this.host.clearTimer(job.timer)
-    this.host.failTask(job.task, ename, evalue)
+    this.host.failTask(job.task, ename, evalue, engineUuid)
+    this.finished(job.task.msgId, undefined, false)
   }
 }
