@@ -30,7 +30,7 @@ export class Dependency {
     const list: string[] = []
     for (const id of ids) {
       if (typeof id === 'string') list.push(id)
-      else if (id && Array.isArray((id as HasMsgIds).msgIds)) list.push(...(id as HasMsgIds).msgIds)
+      else if (id && Array.isArray((id).msgIds)) list.push(...(id).msgIds)
       else throw new TypeError('a dependency is made of msg ids or results (objects with msgIds)')
     }
     this.dependencies = [...new Set(list)]
@@ -45,7 +45,7 @@ export class Dependency {
     if (value === null || value === undefined) return new Dependency([])
     if (Array.isArray(value)) {
       if (!value.every((x) => typeof x === 'string')) throw new TypeError('a dependency list must hold msg id strings')
-      return new Dependency(value as string[])
+      return new Dependency(value)
     }
     if (typeof value === 'object') {
       const { dependencies, all, success, failure } = value as Record<string, unknown>
@@ -53,7 +53,7 @@ export class Dependency {
       for (const [name, flag] of Object.entries({ all, success, failure })) {
         if (flag !== undefined && typeof flag !== 'boolean') throw new TypeError(`dependency '${name}' must be a boolean`)
       }
-      return new Dependency(dependencies as string[], { all: all as boolean | undefined, success: success as boolean | undefined, failure: failure as boolean | undefined })
+      return new Dependency(dependencies, { all: all as boolean | undefined, success: success as boolean | undefined, failure: failure as boolean | undefined })
     }
     throw new TypeError('a dependency must be a list of msg ids or {dependencies, all, success, failure}')
   }
