@@ -30,7 +30,7 @@ export class Dependency {
     const list: string[] = []
     for (const id of ids) {
       if (typeof id === 'string') list.push(id)
-      else if (id && Array.isArray((id).msgIds)) list.push(...(id).msgIds)
+      else if (id && Array.isArray(id.msgIds)) list.push(...(id.msgIds as readonly unknown[]).map(String))
       else throw new TypeError('a dependency is made of msg ids or results (objects with msgIds)')
     }
     this.dependencies = [...new Set(list)]
