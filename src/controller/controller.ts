@@ -14,7 +14,7 @@ import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
 import {
   Outbox, bindPort, closeAll, createDealer, createProxy, createPublisher, createRouter, createSubscriber, receiveLoop,
-  type AnySocket, type Dealer, type Frames, type Publisher, type Router,
+  type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
 } from '../transport/sockets.js'
 import { HeartMonitor } from './heart-monitor.js'
 import { Hub } from './hub.js'
@@ -347,9 +347,9 @@ export class Controller {
 
   private readonly undeliverable = new WeakMap<Frames, () => void>()
 
-  private loop(socket: Router | AnySocket & { [Symbol.asyncIterator]: unknown }, channel: string, handle: (frames: Frames) => void): void {
+  private loop(socket: Router | Subscriber, channel: string, handle: (frames: Frames) => void): void {
     const log = this.options.log
-    void receiveLoop(socket as Router, handle, (error) => {
+    void receiveLoop(socket, handle, (error) => {
       this.droppedMessages++
       log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
@@ -368,7 +368,7 @@ interface Sockets {
   taskClient: Router
   /** A ROUTER facing engines, or with `pure` the DEALER of the native device. */
   taskEngine: { type: 'router'; socket: Router } | { type: 'dealer'; socket: Dealer }
-  iopubEngine: ReturnType<typeof createSubscriber>
+  iopubEngine: Subscriber
   iopubClient: Publisher
   broadcastClient: Router
   broadcastEngine: Router
