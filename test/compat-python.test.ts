@@ -70,6 +70,29 @@ print(${JSON.stringify(MARK)} + json.dumps({"ids": rc.ids, "apply": applied, "ma
   t.same(result, { ids: [0], apply: 3, map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81], unassigned: 0 })
 })
 
+t.test('broadcast views of the stock client get a clear error at once, coalescing or not (not yet supported)', async (t) => {
+  requireIpyparallel()
+  const c = await startController(t)
+  startPythonEngine(t, c.profileDir)
+  const result = await runPython(t, `
+import json, sys
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[1])
+rc.wait_for_engines(1, timeout=60)
+out = {}
+for coalescing in (False, True):
+    try:
+        rc.broadcast_view(is_coalescing=coalescing).apply_async(lambda: 1).get(timeout=20)
+        out[str(coalescing)] = "no error"
+    except Exception as e:
+        out[str(coalescing)] = str(e)
+rc.close()
+print(${JSON.stringify(MARK)} + json.dumps(out))
+`, [c.profileDir]) as Record<string, string>
+  t.match(result.False, /NotImplementedError.*broadcast/s)
+  t.match(result.True, /NotImplementedError.*broadcast/s)
+})
+
 t.test('a mixed cluster: JavaScript tasks run only on our engine, Python tasks only on ipengine', async (t) => {
   requireIpyparallel()
   const c = await startController(t)

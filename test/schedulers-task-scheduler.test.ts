@@ -274,3 +274,19 @@ t.test('a chain of 100 after tasks runs in order', async (t) => {
     s.engineReply(engine, id, ok, [])
   }
 })
+
+t.test('a task re-queued for a retry gets a fresh timeout and cannot wait forever', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('A', 'javascript')
+  const busy = task()
+  s.submit(busy)
+  const x = task({ retries: 1, timeoutMs: 100 })
+  s.submit(x) // waits behind busy, with a timer
+  s.engineReply('A', busy.msgId, ok, []) // x is placed on A; its timer is cleared
+  t.equal(f.sent.at(-1)?.[0], x.msgId)
+  s.engineReply('A', x.msgId, { status: 'error', dependenciesMet: true }, []) // retried; A is blacklisted: waits again
+  t.equal(s.queueLength, 1)
+  f.fire()
+  t.same(f.failed, [[x.msgId, 'TaskTimeout']])
+})

@@ -93,11 +93,17 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
   wait(timeoutMs?: number): Promise<boolean> {
     if (this.outcome) return Promise.resolve(true)
     return new Promise((resolve) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => resolve(false), Math.max(0, timeoutMs))
-      this.whenDone.push(() => {
+      const done = (): void => {
         clearTimeout(timer)
         resolve(true)
-      })
+      }
+      // A wait that times out takes its callback back, so polling (waitInteractive) does not pile them up.
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        const at = this.whenDone.indexOf(done)
+        if (at >= 0) this.whenDone.splice(at, 1)
+        resolve(false)
+      }, Math.max(0, timeoutMs))
+      this.whenDone.push(done)
     })
   }
 

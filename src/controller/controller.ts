@@ -239,7 +239,17 @@ export class Controller {
     })
     this.loop(s.broadcastClient, 'broadcast', (frames) => {
       const { idents, msg } = this.session.deserialize(frames)
-      this.replyError(s.broadcastClient, idents, msg.header, 'NotImplementedError', 'this controller does not run broadcast views yet; use a direct view')
+      const why = 'this controller does not run broadcast views yet; use a direct view'
+      const md = msg.metadata as { targets?: unknown; is_coalescing?: unknown }
+      const targets = Array.isArray(md.targets) ? md.targets.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string') : []
+      if (md.is_coalescing === true || targets.length === 0) {
+        this.replyError(s.broadcastClient, idents, msg.header, 'NotImplementedError', why, { is_broadcast: true, is_coalescing: true, original_msg_id: msg.header.msg_id, broadcast_targets: targets })
+        return
+      }
+      // ipyparallel's non-coalescing client waits for one reply per engine, keyed `<msg_id>_<engine uuid>`.
+      for (const [uuid] of targets) {
+        this.replyError(s.broadcastClient, idents, { ...msg.header, msg_id: `${msg.header.msg_id}_${uuid}` }, 'NotImplementedError', why, { is_broadcast: true, is_coalescing: false })
+      }
     })
     this.monitor.beat()
     this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
@@ -308,7 +318,10 @@ export class Controller {
       const [client, engine] = idents
       if (!client || !engine) throw new Error('request has no engine identity frame')
       const uuid = engine.toString()
-      const unreachable = (): void => this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
+      const unreachable = (): void => {
+        if (accounting) this.hub.requestFinished(msg.header.msg_id, uuid, false)
+        this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
+      }
       if (!this.hub.engineByUuid(uuid)) {
         unreachable()
         return

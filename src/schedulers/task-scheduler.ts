@@ -185,7 +185,7 @@ export class TaskScheduler {
       if (!this.anyRoom()) return
       if (this.place(job)) {
         this.waiting.delete(job.task.msgId)
-        if (job.timer !== undefined) this.host.clearTimer(job.timer)
+        this.stopTimer(job)
       }
     }
   }
@@ -239,13 +239,19 @@ export class TaskScheduler {
     if (!slot.pending.delete(job.task.msgId)) return
     slot.load--
     this.host.log.debug(`engine ${slot.uuid} is not reachable yet; task ${job.task.msgId} goes back to the queue`)
-    this.waiting.add(job.task.msgId, job.task.priority, job)
+    this.enqueue(job)
     if (this.retryTimer === undefined) {
       this.retryTimer = this.host.setTimer(() => {
         this.retryTimer = undefined
         this.drain()
       }, 50)
     }
+  }
+
+  /** A job leaving the queue takes its timeout timer with it; a later wait arms a fresh one. */
+  private stopTimer(job: Job): void {
+    if (job.timer !== undefined) this.host.clearTimer(job.timer)
+    job.timer = undefined
   }
 
   private enqueue(job: Job): void {
@@ -332,7 +338,7 @@ export class TaskScheduler {
   /** The one path for a task that ends here rather than on an engine: error reply, records, dependents. */
   private fail(job: Job, ename: string, evalue: string, engineUuid?: string): void {
     this.waiting.delete(job.task.msgId)
-    if (job.timer !== undefined) this.host.clearTimer(job.timer)
+    this.stopTimer(job)
     this.host.failTask(job.task, ename, evalue, engineUuid)
     this.finished(job.task.msgId, undefined, false)
   }
