@@ -290,3 +290,35 @@ t.test('a task re-queued for a retry gets a fresh timeout and cannot wait foreve
   f.fire()
   t.same(f.failed, [[x.msgId, 'TaskTimeout']])
 })
+
+t.test('a reply does not rescan waiting tasks that cannot use the free engine (other language, blocked by after)', async (t) => {
+  const f = fakeHost()
+  const s = new TaskScheduler(f.host, options)
+  s.addEngine('JS', 'javascript')
+  const gate = task()
+  s.submit(gate) // occupies JS
+  const python = [...Array(5000).keys()].map(() => task({ language: 'python' }))
+  python.forEach((x) => s.submit(x))
+  // Blocked behind a python task that never runs (no python engine).
+  for (let i = 0; i < 5000; i++) s.submit(task({ after: new Dependency([python[0]?.msgId as string]) }))
+  const proto = TaskScheduler.prototype as unknown as { place: (...a: unknown[]) => boolean }
+  const original = proto.place
+  let calls = 0
+  proto.place = function (this: unknown, ...args: unknown[]) {
+    calls++
+    return original.apply(this, args)
+  }
+  t.teardown(() => {
+    proto.place = original
+  })
+  // Each reply frees the engine; the next JS task in line goes out and nothing else is looked at.
+  const chain = [task(), task(), task()]
+  chain.forEach((x) => s.submit(x))
+  let running = gate
+  for (const next of chain) {
+    s.engineReply('JS', running.msgId, ok, [])
+    running = next
+  }
+  t.ok(calls <= 2 * chain.length, `place() was called ${calls} times for ${chain.length} replies`)
+  t.equal(s.queueLength, 10_000, 'the python and blocked tasks still wait')
+})

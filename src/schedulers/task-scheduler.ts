@@ -87,8 +87,13 @@ interface Job {
 export class TaskScheduler {
   /** Engines in LRU order: index 0 was given a task longest ago. */
   private readonly engines: EngineSlot[] = []
-  /** Waiting tasks, by priority then submission order. */
-  private readonly waiting = new WaitingQueue<Job>()
+  /**
+   * Tasks ready to be placed, one queue per language (by priority, then submission order), so an engine with
+   * room is never offered the tasks it could not take anyway.
+   */
+  private readonly waiting = new Map<string, WaitingQueue<Job>>()
+  /** Tasks whose `after` dependency is not met yet: they wait in the graph, not in a queue. */
+  private readonly blocked = new Map<string, Job>()
   /** Tasks of engines that have gone, until their grace period ends. */
   private readonly stranded = new Map<string, { job: Job; engineUuid: string }>()
   private retryTimer: unknown = undefined
@@ -104,7 +109,9 @@ export class TaskScheduler {
   constructor(private readonly host: SchedulerHost, private readonly options: SchedulerOptions) {}
 
   get queueLength(): number {
-    return this.waiting.size
+    let size = this.blocked.size
+    for (const queue of this.waiting.values()) size += queue.size
+    return size
   }
 
   addEngine(uuid: string, language: string): void {
@@ -124,10 +131,11 @@ export class TaskScheduler {
       this.host.setTimer(() => this.loseStranded(ids), this.options.strandedGraceMs)
     }
     // Tasks that may only run on engines that no longer exist can never run.
-    for (const job of [...this.waiting.values()]) {
+    for (const job of this.queued()) {
       const why = this.impossible(job)
       if (why) this.fail(job, 'ImpossibleDependency', why)
     }
+    this.drain() // failures may have released tasks that wait on them
   }
 
   submit(task: Task): void {
@@ -181,12 +189,15 @@ export class TaskScheduler {
 
   /** Places waiting tasks, highest priority and oldest first, while any engine has room. */
   drain(): void {
-    for (const job of this.waiting.values()) {
-      if (!this.anyRoom()) return
-      if (this.place(job)) {
-        this.waiting.delete(job.task.msgId)
-        this.stopTimer(job)
+    for (const [language, queue] of this.waiting) {
+      for (const job of queue.values()) {
+        if (!this.roomFor(language)) break
+        if (this.place(job)) {
+          queue.delete(job.task.msgId)
+          this.stopTimer(job)
+        }
       }
+      if (queue.size === 0) this.waiting.delete(language)
     }
   }
 
@@ -195,8 +206,33 @@ export class TaskScheduler {
     return new Map(this.engines.map((e) => [e.uuid, e.load]))
   }
 
-  private anyRoom(): boolean {
-    return this.options.hwm === 0 || this.engines.some((e) => e.load < this.options.hwm)
+  private roomFor(language: string): boolean {
+    const hwm = this.options.hwm
+    return this.engines.some((e) => e.language === language && (hwm === 0 || e.load < hwm))
+  }
+
+  /** Every task waiting here, ready or blocked. */
+  private queued(): Job[] {
+    return [...this.blocked.values(), ...[...this.waiting.values()].flatMap((q) => [...q.values()])]
+  }
+
+  private isQueued(job: Job): boolean {
+    return this.blocked.has(job.task.msgId) || (this.waiting.get(job.task.language)?.has(job.task.msgId) ?? false)
+  }
+
+  /** Takes a task out of whichever queue holds it. */
+  private dequeue(job: Job): void {
+    const id = job.task.msgId
+    if (this.blocked.delete(id)) return
+    const queue = this.waiting.get(job.task.language)
+    if (queue?.delete(id) && queue.size === 0) this.waiting.delete(job.task.language)
+  }
+
+  /** A ready task joins its language's queue. */
+  private ready(job: Job): void {
+    let queue = this.waiting.get(job.task.language)
+    if (!queue) this.waiting.set(job.task.language, (queue = new WaitingQueue()))
+    queue.add(job.task.msgId, job.task.priority, job)
   }
 
   private place(job: Job): boolean {
@@ -255,7 +291,8 @@ export class TaskScheduler {
   }
 
   private enqueue(job: Job): void {
-    this.waiting.add(job.task.msgId, job.task.priority, job)
+    if (job.task.after.met(this.allCompleted, this.allFailed)) this.ready(job)
+    else this.blocked.set(job.task.msgId, job)
     for (const id of [...job.task.after.dependencies, ...job.task.follow.dependencies]) {
       if (this.allCompleted.has(id) || this.allFailed.has(id)) continue
       let waiters = this.graph.get(id)
@@ -264,7 +301,7 @@ export class TaskScheduler {
     }
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
       job.timer = this.host.setTimer(() => {
-        if (!this.waiting.has(job.task.msgId)) return
+        if (!this.isQueued(job)) return
         this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed`)
         this.drain() // a task that counts failures of this one may run now
       }, job.task.timeoutMs)
@@ -313,9 +350,14 @@ export class TaskScheduler {
     if (!waiters) return
     this.graph.delete(msgId)
     for (const job of waiters) {
-      if (!this.waiting.has(job.task.msgId)) continue
+      if (!this.isQueued(job)) continue
       const why = this.impossible(job)
-      if (why) this.fail(job, 'ImpossibleDependency', why)
+      if (why) {
+        this.fail(job, 'ImpossibleDependency', why)
+      } else if (this.blocked.has(job.task.msgId) && job.task.after.met(this.allCompleted, this.allFailed)) {
+        this.blocked.delete(job.task.msgId)
+        this.ready(job)
+      }
     }
   }
 
@@ -337,7 +379,7 @@ export class TaskScheduler {
 
   /** The one path for a task that ends here rather than on an engine: error reply, records, dependents. */
   private fail(job: Job, ename: string, evalue: string, engineUuid?: string): void {
-    this.waiting.delete(job.task.msgId)
+    this.dequeue(job)
     this.stopTimer(job)
     this.host.failTask(job.task, ename, evalue, engineUuid)
     this.finished(job.task.msgId, undefined, false)
