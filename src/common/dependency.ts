@@ -17,6 +17,11 @@ export interface DependencyOptions {
   failure?: boolean
 }
 
+/** What `met` and `unreachable` ask of the finished tasks: a `Set` of msg ids, or anything that answers `has`. */
+export interface Membership {
+  has(msgId: string): boolean
+}
+
 /** The wire form: a plain list (all, success only) or ipyparallel's `as_dict()`. */
 export type WireDependency = string[] | { dependencies: string[]; all: boolean; success: boolean; failure: boolean }
 
@@ -67,14 +72,14 @@ export class Dependency {
   }
 
   /** Met, given the tasks that completed and failed (globally for `after`, on one engine for `follow`). */
-  met(completed: ReadonlySet<string>, failed: ReadonlySet<string>): boolean {
+  met(completed: Membership, failed: Membership): boolean {
     if (this.empty) return true
     const counts = (id: string): boolean => (this.success && completed.has(id)) || (this.failure && failed.has(id))
     return this.all ? this.dependencies.every(counts) : this.dependencies.some(counts)
   }
 
   /** Can never be met: a task it needs finished the wrong way (all), or every one did (any). */
-  unreachable(completed: ReadonlySet<string>, failed: ReadonlySet<string>): boolean {
+  unreachable(completed: Membership, failed: Membership): boolean {
     if (this.empty) return false
     const bad = (id: string): boolean => (!this.success && completed.has(id)) || (!this.failure && failed.has(id))
     return this.all ? this.dependencies.some(bad) : this.dependencies.every(bad)

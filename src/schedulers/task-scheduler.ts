@@ -2,6 +2,7 @@ import { Dependency } from '../common/dependency.js'
 import type { Logger } from '../common/log.js'
 import type { Header } from '../protocol/messages.js'
 import { leastload, type Random, type Scheme } from './schemes.js'
+import { TaskOutcomes, type OutcomeLookup } from './outcomes.js'
 import { WaitingQueue } from './waiting-queue.js'
 
 /** A load-balanced task as the scheduler sees it: routing, the untouched frames, and the flags it obeys. */
@@ -52,6 +53,8 @@ export interface SchedulerOptions {
   random: Random
   /** How long to wait for replies from an engine that has gone before its tasks are declared lost. */
   strandedGraceMs: number
+  /** How tasks the scheduler no longer remembers ended (the task store); default: unknown. */
+  lookupOutcome?: OutcomeLookup
 }
 
 /** The outcome of an engine reply, as far as scheduling is concerned. */
@@ -68,9 +71,6 @@ interface EngineSlot {
   load: number
   /** Tasks running or queued on that engine. */
   pending: Map<string, Job>
-  /** Tasks that finished on it, for `follow`. */
-  completed: Set<string>
-  failed: Set<string>
 }
 
 interface Job {
@@ -97,16 +97,14 @@ export class TaskScheduler {
   /** Tasks of engines that have gone, until their grace period ends. */
   private readonly stranded = new Map<string, { job: Job; engineUuid: string }>()
   private retryTimer: unknown = undefined
-  // Every task seen and how it ended, for dependencies. They grow with the number of tasks; bounding them
-  // belongs with the task store (culling), like ipyparallel's scheduler, which keeps them all too.
-  private readonly allIds = new Set<string>()
-  private readonly allCompleted = new Set<string>()
-  private readonly allFailed = new Set<string>()
-  private readonly destinations = new Map<string, string>()
+  /** Tasks held now and how recent ones ended, for dependencies; bounded (see TaskOutcomes). */
+  private readonly outcomes: TaskOutcomes
   /** Waiting tasks by each msg id they depend on and that has not finished. */
   private readonly graph = new Map<string, Set<Job>>()
 
-  constructor(private readonly host: SchedulerHost, private readonly options: SchedulerOptions) {}
+  constructor(private readonly host: SchedulerHost, private readonly options: SchedulerOptions) {
+    this.outcomes = new TaskOutcomes(options.lookupOutcome)
+  }
 
   get queueLength(): number {
     let size = this.blocked.size
@@ -116,7 +114,7 @@ export class TaskScheduler {
 
   addEngine(uuid: string, language: string): void {
     if (this.engines.some((e) => e.uuid === uuid)) return
-    this.engines.unshift({ uuid, language, load: 0, pending: new Map(), completed: new Set(), failed: new Set() })
+    this.engines.unshift({ uuid, language, load: 0, pending: new Map() })
     this.drain()
   }
 
@@ -140,9 +138,9 @@ export class TaskScheduler {
 
   submit(task: Task): void {
     const job: Job = { task, blacklist: new Set(), timer: undefined }
-    this.allIds.add(task.msgId)
+    this.outcomes.accepted(task.msgId)
     for (const [name, dep] of [['after', task.after], ['follow', task.follow]] as const) {
-      const unknown = dep.dependencies.find((id) => id === task.msgId || !this.allIds.has(id))
+      const unknown = dep.dependencies.find((id) => id === task.msgId || !this.outcomes.known(id))
       if (unknown !== undefined) {
         const what = unknown === task.msgId ? 'the task itself' : `${unknown}, a task this scheduler has not been given`
         this.fail(job, 'InvalidDependency', `${name} names ${what}`)
@@ -237,12 +235,12 @@ export class TaskScheduler {
 
   private place(job: Job): boolean {
     const { task } = job
-    if (!task.after.met(this.allCompleted, this.allFailed)) return false
+    if (!task.after.met(this.outcomes.completed, this.outcomes.failed)) return false
     const hwm = this.options.hwm
     const candidates: number[] = []
     for (let i = 0; i < this.engines.length; i++) {
       const e = this.engines[i] as EngineSlot
-      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid)) && task.follow.met(e.completed, e.failed)) {
+      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid)) && this.followMet(task, e.uuid)) {
         candidates.push(i)
       }
     }
@@ -258,6 +256,12 @@ export class TaskScheduler {
     this.host.taskAssigned(task, slot.uuid)
     this.host.sendToEngine(slot.uuid, task, () => this.undeliverable(slot, job))
     return true
+  }
+
+  private followMet(task: Task, engineUuid: string): boolean {
+    if (task.follow.empty) return true
+    const there = this.outcomes.on(engineUuid)
+    return task.follow.met(there.completed, there.failed)
   }
 
   /** The scheme's choice; a scheme that throws (a plugin's bug) must not lose the task, so leastload stands in. */
@@ -291,10 +295,10 @@ export class TaskScheduler {
   }
 
   private enqueue(job: Job): void {
-    if (job.task.after.met(this.allCompleted, this.allFailed)) this.ready(job)
+    if (job.task.after.met(this.outcomes.completed, this.outcomes.failed)) this.ready(job)
     else this.blocked.set(job.task.msgId, job)
     for (const id of [...job.task.after.dependencies, ...job.task.follow.dependencies]) {
-      if (this.allCompleted.has(id) || this.allFailed.has(id)) continue
+      if (this.outcomes.outcome(id) !== undefined) continue
       let waiters = this.graph.get(id)
       if (!waiters) this.graph.set(id, (waiters = new Set()))
       waiters.add(job)
@@ -324,28 +328,24 @@ export class TaskScheduler {
     if (targets.size > 0 && !this.engines.some((e) => targets.has(e.uuid) && !job.blacklist.has(e.uuid))) {
       return `none of the engines the task targets is registered and untried: ${[...targets].join(', ')}`
     }
-    if (after.unreachable(this.allCompleted, this.allFailed)) return 'its after dependency can no longer be met'
+    const { completed, failed } = this.outcomes
+    if (after.unreachable(completed, failed)) return 'its after dependency can no longer be met'
     if (follow.empty) return undefined
-    if (follow.unreachable(this.allCompleted, this.allFailed)) return 'its follow dependency can no longer be met'
+    if (follow.unreachable(completed, failed)) return 'its follow dependency can no longer be met'
     // Where the counted follow tasks ran: follow-all needs them on one engine, and that engine must still exist.
-    const counted = follow.dependencies.filter((id) => (follow.success && this.allCompleted.has(id)) || (follow.failure && this.allFailed.has(id)))
-    const where = new Set(counted.map((id) => this.destinations.get(id)))
+    const counted = follow.dependencies.filter((id) => (follow.success && completed.has(id)) || (follow.failure && failed.has(id)))
+    const where = new Set(counted.map((id) => this.outcomes.outcome(id)?.engineUuid))
     const registered = [...where].filter((uuid) => this.engines.some((e) => e.uuid === uuid))
     if (follow.all && where.size > 1) return 'the tasks it follows ran on different engines'
     if (follow.all && where.size === 1 && registered.length === 0) return 'the engine it follows has gone'
-    const allDone = follow.dependencies.every((id) => this.allCompleted.has(id) || this.allFailed.has(id))
+    const allDone = follow.dependencies.every((id) => this.outcomes.outcome(id) !== undefined)
     if (!follow.all && allDone && registered.length === 0) return 'every engine it could follow has gone'
     return undefined
   }
 
   /** A task ended (on an engine, or here): record it, and settle or wake the tasks that wait on it. */
   private finished(msgId: string, engineUuid: string | undefined, success: boolean): void {
-    ;(success ? this.allCompleted : this.allFailed).add(msgId)
-    if (engineUuid !== undefined) {
-      this.destinations.set(msgId, engineUuid)
-      const slot = this.engines.find((e) => e.uuid === engineUuid)
-      ;(success ? slot?.completed : slot?.failed)?.add(msgId)
-    }
+    this.outcomes.finishedTask(msgId, success, engineUuid)
     const waiters = this.graph.get(msgId)
     if (!waiters) return
     this.graph.delete(msgId)
@@ -354,7 +354,7 @@ export class TaskScheduler {
       const why = this.impossible(job)
       if (why) {
         this.fail(job, 'ImpossibleDependency', why)
-      } else if (this.blocked.has(job.task.msgId) && job.task.after.met(this.allCompleted, this.allFailed)) {
+      } else if (this.blocked.has(job.task.msgId) && job.task.after.met(this.outcomes.completed, this.outcomes.failed)) {
         this.blocked.delete(job.task.msgId)
         this.ready(job)
       }
