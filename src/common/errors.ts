@@ -23,6 +23,12 @@ export class TimeoutError extends JsParallelError {}
 /** No engine is registered, so a task cannot run. */
 export class NoEnginesRegistered extends JsParallelError {}
 
+/** A task record that does not exist (never did, or was culled or purged); the hub answers it as Python's KeyError. */
+export class StoreKeyError extends JsParallelError {}
+
+/** A task-store query that cannot be evaluated: an unknown operator or a malformed operand. */
+export class QueryError extends JsParallelError {}
+
 /** The wire's error content: what a failed task or a refused request sends back. */
 export interface ErrorContent {
   status: 'error'
