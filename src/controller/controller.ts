@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Dependency } from '../common/dependency.js'
@@ -5,10 +6,10 @@ import { ConfigError, errorContent } from '../common/errors.js'
 import { newKey } from '../common/ids.js'
 import { createLogger, type Logger } from '../common/log.js'
 import {
-  connectionFilePath, ensureProfileDir, removeConnectionFile, writeConnectionFile,
+  CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import type { Header, Message, TaskMetadata } from '../protocol/messages.js'
+import type { Header, JsonObject, Message, TaskMetadata } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
@@ -17,7 +18,9 @@ import {
   type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
 } from '../transport/sockets.js'
 import { HeartMonitor } from './heart-monitor.js'
-import { Hub } from './hub.js'
+import { Hub, type SavedEngines } from './hub.js'
+import { openTaskStore, type TaskRecord, type TaskStore } from './store/index.js'
+import { TaskRecords } from './task-records.js'
 
 export interface ControllerOptions {
   /** Profile directory: connection files go to its `security/`. */
@@ -44,11 +47,23 @@ export interface ControllerOptions {
   registrationTimeoutMs?: number
   /** How long to wait for late replies from a dead engine before failing its tasks. Default 1000 ms. */
   strandedGraceMs?: number
+  /**
+   * Where task records go: `memory` (default; ipyparallel's DictDB limits and culling), `sqlite` (the profile's
+   * `tasks.db`), `sqlite:<path>`, or `none` (keep nothing, like `--nodb`).
+   */
+  db?: string
+  /** Bind the ports and use the key of the connection files a previous controller left, and keep them on exit. */
+  reuse?: boolean
+  /**
+   * Take over from a controller that died: implies `reuse`, registers the engines of its state file at once,
+   * and (with a SQLite store) serves its task records.
+   */
+  restore?: boolean
   log?: Logger
   random?: () => number
 }
 
-type Filled = Required<Omit<ControllerOptions, 'registrationPort'>> & { registrationPort: number }
+type Filled = Required<Omit<ControllerOptions, 'registrationPort' | 'key'>> & { registrationPort: number; key: string | undefined }
 
 function fill(options: ControllerOptions): Filled {
   const pingMs = options.pingMs ?? 3000
@@ -66,10 +81,13 @@ function fill(options: ControllerOptions): Filled {
     maxHeartbeatMisses: options.maxHeartbeatMisses ?? 10,
     scheme,
     hwm,
-    key: options.key ?? newKey(),
+    key: options.key,
     registrationPort: options.registrationPort ?? 0,
     registrationTimeoutMs: options.registrationTimeoutMs ?? Math.max(30_000, 5 * pingMs),
     strandedGraceMs: options.strandedGraceMs ?? 1000,
+    db: options.db ?? 'memory',
+    reuse: options.reuse === true || options.restore === true,
+    restore: options.restore === true,
     log: options.log ?? createLogger('controller'),
     random: options.random ?? Math.random,
   }
@@ -101,6 +119,7 @@ export class Controller {
   private monitor!: HeartMonitor
   /** The task scheduler; none with the `pure` scheme, whose tasks cross a native device instead. */
   private scheduler: TaskScheduler | undefined
+  private records!: TaskRecords
   private proxy: { run(): Promise<void>; terminate(): void } | undefined
 
   private constructor(
@@ -109,6 +128,7 @@ export class Controller {
     readonly clientInfo: ClientConnectionInfo,
     readonly engineInfo: EngineConnectionInfo,
     private readonly s: Sockets,
+    private readonly store: TaskStore,
   ) {
     this.clientFile = connectionFilePath(options.profileDir, 'client', options.clusterId)
     this.engineFile = connectionFilePath(options.profileDir, 'engine', options.clusterId)
@@ -118,31 +138,113 @@ export class Controller {
   static async start(userOptions: ControllerOptions): Promise<Controller> {
     const options = fill(userOptions)
     ensureProfileDir(options.profileDir)
+    const previous = options.reuse ? previousFiles(options.profileDir, options.clusterId, options.log) : undefined
+    const key = options.key ?? previous?.client.key ?? newKey()
     const iface = `tcp://${options.ip}`
     const s = makeSockets(options.scheme === PURE)
     const all: AnySocket[] = [...Object.values({ ...s, taskEngine: undefined }).filter((x) => x !== undefined), s.taskEngine.socket]
+    let store: TaskStore | undefined
     try {
-      const port = (sock: AnySocket): Promise<number> => bindPort(sock, iface)
-      const registration = await bindPort(s.registration, iface, options.registrationPort)
-      const base = { ssh: '', interface: iface, registration, key: options.key, curve_serverkey: null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
+      // With --reuse each channel binds the port it had, so peers that keep reconnecting find it again.
+      const port = (sock: AnySocket, was: number | undefined): Promise<number> => bindPort(sock, iface, was ?? 0)
+      const c = previous?.client
+      const e = previous?.engine
+      const registration = await bindPort(s.registration, iface, options.registrationPort || c?.registration || 0)
+      const base = { ssh: '', interface: iface, registration, key, curve_serverkey: null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
       const clientInfo: ClientConnectionInfo = {
-        ...base, control: await port(s.controlClient), mux: await port(s.muxClient), task: await port(s.taskClient),
-        task_scheme: options.scheme, iopub: await port(s.iopubClient), notification: await port(s.notification), broadcast: await port(s.broadcastClient),
+        ...base, control: await port(s.controlClient, c?.control), mux: await port(s.muxClient, c?.mux), task: await port(s.taskClient, c?.task),
+        task_scheme: options.scheme, iopub: await port(s.iopubClient, c?.iopub), notification: await port(s.notification, c?.notification),
+        broadcast: await port(s.broadcastClient, c?.broadcast),
       }
       const engineInfo: EngineConnectionInfo = {
-        ...base, control: await port(s.controlEngine), mux: await port(s.muxEngine), task: await port(s.taskEngine.socket),
-        iopub: await port(s.iopubEngine), hb_ping: await port(s.hbPing), hb_pong: await port(s.hbPong), broadcast: [await port(s.broadcastEngine)],
+        ...base, control: await port(s.controlEngine, e?.control), mux: await port(s.muxEngine, e?.mux), task: await port(s.taskEngine.socket, e?.task),
+        iopub: await port(s.iopubEngine, e?.iopub), hb_ping: await port(s.hbPing, e?.hb_ping), hb_pong: await port(s.hbPong, e?.hb_pong),
+        broadcast: [await port(s.broadcastEngine, Array.isArray(e?.broadcast) ? (e.broadcast[0]) : undefined)],
       }
-      const controller = new Controller(options, new Session({ key: options.key }), clientInfo, engineInfo, s)
+      store = openTaskStore(options.db, options.profileDir)
+      const controller = new Controller(options, new Session({ key }), clientInfo, engineInfo, s, store)
       controller.sockets.push(...all)
       controller.wire()
+      if (options.restore) controller.restore()
       writeConnectionFile(controller.engineFile, engineInfo)
       writeConnectionFile(controller.clientFile, clientInfo)
-      options.log.info(`controller ready (scheme ${options.scheme}${options.scheme === PURE ? '' : `, hwm ${options.hwm}`}); client file ${controller.clientFile}`)
+      options.log.info(`controller ready (scheme ${options.scheme}${options.scheme === PURE ? '' : `, hwm ${options.hwm}`}, ${store.kind} task store); client file ${controller.clientFile}`)
       return controller
     } catch (e) {
+      store?.close()
       closeAll(all)
       throw e
+    }
+  }
+
+  /** The state file of registered engines that `--restore` reads. */
+  private get enginesFile(): string {
+    return join(this.options.profileDir, 'log', `engines${this.options.clusterId}.json`)
+  }
+
+  /** `--restore`: the previous controller's engines are registered again and watched by the heartbeat. */
+  private restore(): void {
+    let state: SavedEngines
+    try {
+      state = JSON.parse(readFileSync(this.enginesFile, 'utf8')) as SavedEngines
+      if (typeof state !== 'object' || state === null || typeof state.engines !== 'object') throw new Error('no engines table')
+    } catch (e) {
+      this.options.log.warn(`--restore: no engine state to restore from ${this.enginesFile} (${(e as Error).message}); starting with none`)
+      return
+    }
+    const restored = new Set<string>()
+    for (const engine of this.hub.restoreEngines({ engines: state.engines, next_id: Number(state.next_id) || 0, languages: state.languages ?? {} })) {
+      this.monitor.adopt(engine.uuid)
+      restored.add(engine.uuid)
+    }
+    this.adoptUnfinished(restored)
+  }
+
+  /**
+   * Tasks the previous controller accepted and did not finish: one assigned to a restored engine waits for that
+   * engine's reply (or fails with EngineError if the engine is gone); any other goes back to the scheduler under
+   * its own msg_id. Replies go to the submitting client's session identity (which our client uses as its routing
+   * id) and to the records, where any client can fetch them.
+   */
+  private adoptUnfinished(restored: Set<string>): void {
+    let unfinished: Partial<TaskRecord>[]
+    try {
+      unfinished = this.store.findRecords({ completed: null, queue: 'task' })
+    } catch {
+      return // a store that keeps nothing
+    }
+    let waiting = 0
+    let requeued = 0
+    for (const record of unfinished) {
+      const header = record.header as unknown as Header | null
+      if (!header || !record.msg_id) continue
+      const idents = record.client_uuid ? [Buffer.from(record.client_uuid)] : []
+      this.records.adopt(record.msg_id)
+      if (record.engine_uuid && restored.has(record.engine_uuid)) {
+        let set = this.orphans.get(record.engine_uuid)
+        if (!set) this.orphans.set(record.engine_uuid, (set = new Map<string, { header: Header; idents: Buffer[] }>()))
+        set.set(record.msg_id, { header, idents })
+        waiting++
+        continue
+      }
+      const msg: Message = { header, parent_header: {}, metadata: record.metadata ?? {}, content: record.content ?? {}, buffers: record.buffers ?? [] }
+      this.acceptTask(idents, msg, this.session.serialize(msg), { recorded: true })
+      requeued++
+    }
+    if (unfinished.length > 0) this.options.log.info(`--restore: ${waiting} unfinished task(s) wait for their engines, ${requeued} went back to the scheduler`)
+  }
+
+  /** Tasks of a restored engine that the previous controller gave it: msg_id -> request header and client identity. */
+  private readonly orphans = new Map<string, Map<string, { header: Header; idents: Buffer[] }>>()
+
+  /** An engine left: the orphaned tasks it held can no longer finish. */
+  private failOrphans(engineUuid: string): void {
+    const held = this.orphans.get(engineUuid)
+    if (!held) return
+    this.orphans.delete(engineUuid)
+    for (const [, { header, idents }] of held) {
+      const reply = this.replyError(this.s.taskClient, idents, header, 'EngineError', `Engine ${engineUuid} died while running task '${header.msg_id}'`, { status: 'error', engine: engineUuid, dependencies_met: true })
+      this.records.finished(reply, engineUuid)
     }
   }
 
@@ -162,11 +264,14 @@ export class Controller {
       if (this.heartbeat) clearInterval(this.heartbeat)
       this.proxy?.terminate()
       for (const t of this.timers) clearTimeout(t)
-      removeConnectionFile(this.clientFile)
-      removeConnectionFile(this.engineFile)
+      if (!this.options.reuse) {
+        removeConnectionFile(this.clientFile)
+        removeConnectionFile(this.engineFile)
+      }
       // Let replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
       await Promise.race([Promise.all([...this.outboxes.values()].map((o) => o.drained())), new Promise((r) => setTimeout(r, 500))])
       closeAll(this.sockets)
+      this.store.close()
     })()
     return this.stopping
   }
@@ -187,13 +292,27 @@ export class Controller {
       this.timers.delete(handle as NodeJS.Timeout)
     }
     const { key: _k, curve_serverkey: _c, location: _l, pack: _p, unpack: _u, signature_scheme: _s, ssh: _ssh, ...engineChannels } = this.engineInfo
+    const reply = (idents: Buffer[], type: string, content: object, parent?: Header, buffers?: Buffer[]): void =>
+      this.send(s.registration, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {}, ...(buffers ? { buffers } : {}) }), idents))
+    this.records = new TaskRecords(this.store, {
+      reply,
+      resubmit: (header, metadata, content, buffers) => {
+        const msg = { header, parent_header: {}, metadata, content, buffers }
+        // No client identity: the reply stops at the records, where the client asks for it (result_request).
+        this.acceptTask([], msg, this.session.serialize(msg), { recorded: true })
+      },
+      freshHeader: (type) => this.session.header(type),
+      engineUuid: (id) => this.hub.registered.find((e) => e.id === id)?.uuid,
+      log,
+    })
     this.hub = new Hub({
-      reply: (idents, type, content, parent) => this.send(s.registration, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }), idents)),
+      reply,
       notify: (type, content, parent) => this.send(s.notification, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }))),
       engineJoined: (engine) => this.scheduler?.addEngine(engine.uuid, engine.language),
       engineLeft: (engine) => {
         this.monitor.stop(engine.uuid)
         this.scheduler?.removeEngine(engine.uuid)
+        this.failOrphans(engine.uuid)
       },
       shutdownRequested: () => setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
       setTimer, clearTimer, log,
@@ -201,8 +320,8 @@ export class Controller {
       heartbeatPeriodMs: this.options.pingMs,
       registrationTimeoutMs: this.options.registrationTimeoutMs,
       engineChannels,
-      enginesFile: join(this.options.profileDir, 'log', `engines${this.options.clusterId}.json`),
-    })
+      enginesFile: this.enginesFile,
+    }, this.records)
     this.monitor = new HeartMonitor({
       ping: (payload) => this.send(s.hbPing, [payload]),
       newHeart: (uuid) => this.hub.heartSeen(uuid),
@@ -236,6 +355,7 @@ export class Controller {
       const { msg } = this.session.deserialize(frames)
       if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
       this.send(s.iopubClient, frames)
+      this.records.output(msg)
     })
     this.loop(s.broadcastClient, 'broadcast', (frames) => {
       const { idents, msg } = this.session.deserialize(frames)
@@ -259,28 +379,45 @@ export class Controller {
     const { log } = this.options
     return new TaskScheduler({
       sendToEngine: (uuid, task, undeliverable) => this.send(taskEngine, [Buffer.from(uuid), ...task.clientIdents, ...task.wire], undeliverable),
-      forwardReply: (task, uuid, wire) => this.send(taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire]),
+      forwardReply: (task, uuid, wire) => {
+        // A resubmitted task has no client to answer: its result waits in the records.
+        if (task.clientIdents.length > 0) this.send(taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire])
+      },
       failTask: (task, ename, evalue, engineUuid) => {
         this.hub.requestFinished(task.msgId, engineUuid, false)
         const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
-        this.replyError(taskClient, task.clientIdents, task.header, ename, evalue, metadata)
+        const reply = this.replyError(taskClient, task.clientIdents, task.header, ename, evalue, metadata)
+        this.records.finished(reply, engineUuid)
       },
-      taskAssigned: (task, uuid) => this.hub.taskAssigned(task.msgId, uuid),
+      taskAssigned: (task, uuid) => {
+        this.hub.taskAssigned(task.msgId, uuid)
+        this.records.assigned(task.msgId, uuid)
+      },
       setTimer, clearTimer, log,
-    }, { scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs })
+    }, {
+      scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs,
+      lookupOutcome: (msgId) => this.records.outcomeOf(msgId),
+    })
   }
 
   /** A client submitted a load-balanced task. */
   private taskSubmitted(frames: Frames): void {
     const { idents, msg, wire } = this.session.deserialize<object, TaskMetadata>(frames)
-    const md = msg.metadata
+    this.acceptTask(idents, msg as unknown as Message, wire)
+  }
+
+  /** Records a load-balanced task and gives it to the scheduler, or refuses it with an error reply. */
+  private acceptTask(idents: Buffer[], msg: Message, wire: Buffer[], options: { recorded?: boolean } = {}): void {
+    const md = msg.metadata as TaskMetadata
     let after: Dependency
     let follow: Dependency
+    if (!options.recorded) this.records.submitted(msg, 'task')
     try {
       after = Dependency.fromWire(md.after)
       follow = Dependency.fromWire(md.follow)
     } catch (e) {
-      this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', `bad after/follow metadata: ${(e as Error).message}`)
+      const reply = this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', `bad after/follow metadata: ${(e as Error).message}`)
+      this.records.finished(reply, undefined)
       return
     }
     const targets = Array.isArray(md.targets) ? md.targets.map(String) : []
@@ -304,7 +441,17 @@ export class Controller {
     const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
     const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)
     const forwarded = this.scheduler !== undefined && this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
-    if (forwarded) this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
+    if (forwarded) {
+      this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
+      this.records.finished(msg, engineUuid)
+    } else {
+      const orphan = this.orphans.get(engineUuid)?.get(msgId)
+      if (!orphan) return
+      // A task of the controller this one restored: its engine finished it after the restart.
+      this.orphans.get(engineUuid)?.delete(msgId)
+      this.records.finished(msg, engineUuid)
+      if (orphan.idents.length > 0) this.send(this.s.taskClient, [...orphan.idents, Buffer.from(engineUuid), ...wire])
+    }
   }
 
   /**
@@ -319,29 +466,39 @@ export class Controller {
       if (!client || !engine) throw new Error('request has no engine identity frame')
       const uuid = engine.toString()
       const unreachable = (): void => {
-        if (accounting) this.hub.requestFinished(msg.header.msg_id, uuid, false)
-        this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
+        const reply = this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
+        if (accounting) {
+          this.hub.requestFinished(msg.header.msg_id, uuid, false)
+          if (this.records.isPending(msg.header.msg_id)) this.records.finished(reply, uuid)
+        }
       }
       if (!this.hub.engineByUuid(uuid)) {
         unreachable()
         return
       }
-      if (accounting) this.hub.muxSubmitted(msg.header.msg_id, uuid)
+      if (accounting) {
+        this.hub.muxSubmitted(msg.header.msg_id, uuid)
+        this.records.submitted(msg, 'mux', uuid)
+      }
       this.send(engineSide, [engine, client, ...frames.slice(2)], unreachable)
     })
     this.loop(engineSide, `${name} (engines)`, (frames) => {
       const { idents, msg } = this.session.deserialize(frames)
       const [engine, client] = idents
       if (!engine || !client) throw new Error('reply has no client identity frame')
-      if (accounting) this.hub.requestFinished((msg.parent_header as Partial<Header>).msg_id ?? '', engine.toString(), true)
+      if (accounting) {
+        this.hub.requestFinished((msg.parent_header as Partial<Header>).msg_id ?? '', engine.toString(), true)
+        this.records.finished(msg, engine.toString())
+      }
       this.send(clientSide, [client, engine, ...frames.slice(2)])
     })
   }
 
   /** The one path for an error reply made by the controller: `<x>_reply` with the request as parent. */
-  private replyError(socket: Router, idents: Buffer[], parent: Header, ename: string, evalue: string, metadata: object = {}): void {
-    const reply: Message<object, object> = this.session.msg(replyTypeOf(parent.msg_type), errorContent(ename, evalue), { parent, metadata })
-    this.send(socket, this.session.serialize(reply, idents))
+  private replyError(socket: Router, idents: Buffer[], parent: Header, ename: string, evalue: string, metadata: object = {}): Message {
+    const reply = this.session.msg(replyTypeOf(parent.msg_type), errorContent(ename, evalue), { parent, metadata: metadata as JsonObject }) as unknown as Message
+    if (idents.length > 0) this.send(socket, this.session.serialize(reply, idents))
+    return reply
   }
 
   private send(socket: Router | Publisher, frames: Frames, undeliverable?: () => void): void {
@@ -367,6 +524,17 @@ export class Controller {
       log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
   }
+}
+
+/** The connection files a previous controller of this profile left, if both are there and readable. */
+function previousFiles(profileDir: string, clusterId: string, log: Logger): { client: ClientConnectionInfo; engine: EngineConnectionInfo } | undefined {
+  const clientFile = connectionFilePath(profileDir, 'client', clusterId)
+  const engineFile = connectionFilePath(profileDir, 'engine', clusterId)
+  if (!existsSync(clientFile) || !existsSync(engineFile)) {
+    log.info('--reuse: no previous connection files; binding fresh ports')
+    return undefined
+  }
+  return { client: readConnectionFile<ClientConnectionInfo>(clientFile, CLIENT_KEYS), engine: readConnectionFile<EngineConnectionInfo>(engineFile, ENGINE_KEYS) }
 }
 
 interface Sockets {

@@ -53,6 +53,11 @@ export class HeartMonitor {
     }
   }
 
+  /** Watch an engine registered without a heartbeat (`--restore`): it has `maxMisses` beats to answer. */
+  adopt(uuid: string): void {
+    this.hearts.add(uuid)
+  }
+
   /** Forget an engine (it unregistered); `report` says whether to tell the hub it failed. */
   stop(uuid: string, report = false): void {
     if (!this.hearts.delete(uuid)) return

@@ -1,8 +1,9 @@
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
+import type { TaskRecords } from './task-records.js'
 
 /** An engine whose registration has completed (its heart was seen). */
 export interface EngineRecord {
@@ -20,13 +21,13 @@ interface EngineQueues {
   queue: Set<string>
   /** Load-balanced tasks assigned to the engine and not answered. */
   tasks: Set<string>
-  /** Requests the engine has answered. */
-  completed: string[]
+  /** How many requests the engine has answered (their ids are in the task store, as long as it keeps them). */
+  completed: number
 }
 
 /** What the hub needs from the controller around it. */
 export interface HubHooks {
-  reply(idents: Buffer[], type: string, content: object, parent: Header | undefined): void
+  reply(idents: Buffer[], type: string, content: object, parent: Header | undefined, buffers?: Buffer[]): void
   notify(type: string, content: object, parent?: Header): void
   engineJoined(engine: EngineRecord): void
   engineLeft(engine: EngineRecord): void
@@ -44,6 +45,13 @@ export interface HubOptions {
   engineChannels: Omit<EngineConnectionInfo, 'key' | 'curve_serverkey' | 'location' | 'pack' | 'unpack' | 'signature_scheme' | 'ssh'>
   /** Where to keep `{engines, next_id}` for --restore; undefined = nowhere. */
   enginesFile: string | undefined
+}
+
+/** The engine state file (`log/engines<cluster id>.json`): ipyparallel's form plus each engine's language. */
+export interface SavedEngines {
+  engines: Record<string, string>
+  next_id: number
+  languages: Record<string, string>
 }
 
 type QueryHandler = (idents: Buffer[], msg: Message) => void
@@ -67,9 +75,11 @@ export class Hub {
     unregistration_request: (_idents, msg) => this.unregistrationRequest(msg),
     queue_request: (idents, msg) => this.queueRequest(idents, msg),
     shutdown_request: (idents, msg) => this.shutdownRequest(idents, msg),
+    become_dask_request: (idents, msg) => this.notHere(idents, msg, 'become_dask_reply', 'this controller cannot become a Dask scheduler'),
+    stop_distributed_request: (idents, msg) => this.notHere(idents, msg, 'stop_distributed_reply', 'this controller runs no Dask scheduler'),
   }
 
-  constructor(private readonly hooks: HubHooks, private readonly options: HubOptions) {}
+  constructor(private readonly hooks: HubHooks, private readonly options: HubOptions, private readonly records: TaskRecords) {}
 
   /** Registered engines in id order. */
   get registered(): EngineRecord[] {
@@ -81,7 +91,9 @@ export class Hub {
   }
 
   handleQuery(idents: Buffer[], msg: Message): void {
-    const handler = this.handlers[msg.header.msg_type]
+    const type = msg.header.msg_type
+    const own = Object.hasOwn(this.handlers, type) ? this.handlers[type] : undefined
+    const handler = own ?? (Object.hasOwn(this.records.handlers, type) ? this.records.handlers[type as keyof TaskRecords['handlers']] : undefined)
     if (!handler) {
       this.hooks.reply(idents, 'hub_error', errorContent('KeyError', `"Bad Message Type: '${msg.header.msg_type}'"`), msg.header)
       return
@@ -98,11 +110,32 @@ export class Hub {
     const engine: EngineRecord = { id: reg.id, uuid, language: reg.language }
     this.engines.set(engine.id, engine)
     this.byUuid.set(uuid, engine)
-    this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: [] })
+    this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: 0 })
     this.hooks.log.info(`engine ${engine.id} (${engine.language}) registered: ${uuid}`)
     this.saveEngines()
     this.hooks.notify('registration_notification', { id: engine.id, uuid })
     this.hooks.engineJoined(engine)
+  }
+
+  /**
+   * `--restore`: the engines of the state file a previous controller left are registered at once, without a
+   * heartbeat and without notifications (reference §6.4); one that does not answer pings is unregistered as usual.
+   */
+  restoreEngines(state: SavedEngines): EngineRecord[] {
+    const restored: EngineRecord[] = []
+    for (const [id, uuid] of Object.entries(state.engines)) {
+      const engine: EngineRecord = { id: Number(id), uuid, language: state.languages?.[uuid] ?? 'python' }
+      if (!Number.isInteger(engine.id) || this.engines.has(engine.id) || this.byUuid.has(uuid)) continue
+      this.engines.set(engine.id, engine)
+      this.byUuid.set(uuid, engine)
+      this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: 0 })
+      this.hooks.engineJoined(engine)
+      restored.push(engine)
+    }
+    this.nextId = Math.max(this.nextId, state.next_id, ...restored.map((e) => e.id + 1))
+    this.hooks.log.info(`restored ${restored.length} engine(s) from the previous controller's state`)
+    this.saveEngines()
+    return restored
   }
 
   /** An engine is gone: its heart stopped, it or its nanny unregistered, or it shut down. */
@@ -139,7 +172,7 @@ export class Hub {
     const q = engineUuid === undefined ? undefined : this.queues.get(engineUuid)
     if (!q) return
     const had = q.tasks.delete(msgId) || q.queue.delete(msgId)
-    if (had && countAsCompleted) q.completed.push(msgId)
+    if (had && countAsCompleted) q.completed++
   }
   muxSubmitted(msgId: string, engineUuid: string): void {
     this.queues.get(engineUuid)?.queue.add(msgId)
@@ -201,11 +234,24 @@ export class Hub {
       const q = this.queues.get(e.uuid)
       if (!q) continue
       content[String(e.id)] = verbose === true
-        ? { queue: [...q.queue], completed: [...q.completed], tasks: [...q.tasks] }
-        : { queue: q.queue.size, completed: q.completed.length, tasks: q.tasks.size }
+        ? { queue: [...q.queue], completed: this.completedIds(e.uuid), tasks: [...q.tasks] }
+        : { queue: q.queue.size, completed: q.completed, tasks: q.tasks.size }
     }
     content.unassigned = verbose === true ? [...this.unassigned] : this.unassigned.size
     this.hooks.reply(idents, 'queue_reply', content, msg.header)
+  }
+
+  /** Ids of the requests an engine has finished, as far as the task store still holds them. */
+  private completedIds(uuid: string): string[] {
+    try {
+      return this.records.store.findRecords({ engine_uuid: uuid, completed: { $ne: null } }, ['msg_id']).flatMap((r) => r.msg_id ?? [])
+    } catch {
+      return [] // a store that keeps nothing
+    }
+  }
+
+  private notHere(idents: Buffer[], msg: Message, replyType: string, why: string): void {
+    this.hooks.reply(idents, replyType, errorContent('NotImplementedError', why), msg.header)
   }
 
   private shutdownRequest(idents: Buffer[], msg: Message): void {
@@ -232,12 +278,29 @@ export class Hub {
     return this.nextId++
   }
 
+  private saveTimer: unknown
+
+  /** Writes the engine state file soon: one write for a burst of registrations. */
   private saveEngines(): void {
+    if (!this.options.enginesFile || this.saveTimer !== undefined) return
+    this.saveTimer = this.hooks.setTimer(() => {
+      this.saveTimer = undefined
+      this.writeEngines()
+    }, 50)
+  }
+
+  private writeEngines(): void {
     if (!this.options.enginesFile) return
-    const engines: Record<string, string> = {}
-    for (const e of this.registered) engines[String(e.id)] = e.uuid
+    const state: SavedEngines = { engines: {}, next_id: this.nextId, languages: {} }
+    for (const e of this.registered) {
+      state.engines[String(e.id)] = e.uuid
+      state.languages[e.uuid] = e.language
+    }
     try {
-      writeFileSync(this.options.enginesFile, JSON.stringify({ engines, next_id: this.nextId }))
+      // Written aside and renamed, so a controller killed mid-write leaves the previous state, not half of one.
+      const aside = `${this.options.enginesFile}.${process.pid}.tmp`
+      writeFileSync(aside, JSON.stringify(state))
+      renameSync(aside, this.options.enginesFile)
     } catch (e) {
       this.hooks.log.warn(`could not write ${this.options.enginesFile}: ${(e as Error).message}`)
     }

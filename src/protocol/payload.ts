@@ -54,13 +54,17 @@ class FrameSerializer extends v8.DefaultSerializer {
 }
 
 class FrameDeserializer extends v8.DefaultDeserializer {
+  /** How many of the frames after the first the value refers to (the highest index used, plus one). */
+  used = 0
   constructor(data: Buffer, private readonly frames: readonly Buffer[]) {
     super(data)
   }
   _readHostObject(): unknown {
     if (this.readUint32() === INLINE) return readInline.call(this)
     const Type = viewTypes[this.readUint32()]
-    const frame = this.frames[this.readUint32()]
+    const index = this.readUint32()
+    this.used = Math.max(this.used, index + 1)
+    const frame = this.frames[index]
     if (!Type || !frame) throw new ProtocolError('payload refers to a binary frame that is missing')
     return viewOver(Type, frame)
   }
@@ -85,12 +89,21 @@ export function encodeValue(value: unknown, threshold = OUT_OF_BAND_BYTES): Buff
 }
 
 export function decodeValue(frames: readonly Buffer[]): unknown {
-  const [data, ...rest] = frames
+  return decodeValueAt(frames, 0).value
+}
+
+/**
+ * Decodes the value whose first frame is `frames[offset]`, and says where the next value starts: the hub sends
+ * several results' frames back to back (result_reply), and every out-of-band frame of a value is referred to.
+ */
+export function decodeValueAt(frames: readonly Buffer[], offset: number): { value: unknown; next: number } {
+  const data = frames[offset]
   if (!data) throw new ProtocolError('payload has no frames')
-  const deserializer = new FrameDeserializer(data, rest)
+  const deserializer = new FrameDeserializer(data, frames.slice(offset + 1))
   try {
     deserializer.readHeader()
-    return deserializer.readValue()
+    const value: unknown = deserializer.readValue()
+    return { value, next: offset + 1 + deserializer.used }
   } catch (e) {
     if (e instanceof ProtocolError) throw e
     throw new ProtocolError(`payload is not a valid structured clone: ${(e as Error).message}`, { cause: e })
