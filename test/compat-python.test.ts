@@ -165,3 +165,46 @@ function writeExample(t: Teardown, code: string): string {
   writeFileSync(file, code)
   return file
 }
+
+t.test('the stock Python client reads the task records: get_result, db_query, hub_history, resubmit, purge', async (t) => {
+  requireIpyparallel()
+  const c = await startController(t, ['--db=sqlite'])
+  startPythonEngine(t, c.profileDir)
+  const result = await runPython(t, `
+import json, sys, datetime
+import ipyparallel as ipp
+rc = ipp.Client(profile_dir=sys.argv[1])
+rc.wait_for_engines(1, timeout=60)
+view = rc.load_balanced_view()
+before = datetime.datetime.now(datetime.timezone.utc)
+ars = [view.apply_async(lambda x: (print("hello", x), x * 10)[1], i) for i in range(3)]
+values = [ar.get(timeout=60) for ar in ars]
+ids = [ar.msg_ids[0] for ar in ars]
+rc2 = ipp.Client(profile_dir=sys.argv[1])
+fetched = rc2.get_result(ids).get(timeout=60)
+recs = rc2.db_query({"msg_id": {"$in": ids}}, keys=["msg_id", "completed", "engine_uuid", "stdout"])
+recent = rc2.db_query({"submitted": {"$gt": before}}, keys=["msg_id"])
+again = rc2.resubmit(ids[:1])
+again_value = again.get(timeout=60)
+history = rc2.hub_history()
+try:
+    rc2.resubmit(["invalid"])
+    bad = "no error"
+except Exception as e:
+    bad = type(e).__name__ + ":" + str(e)
+rc2.purge_hub_results("all")
+after_purge = rc2.hub_history()
+status = rc2.queue_status()
+rc.close(); rc2.close()
+print(${JSON.stringify(MARK)} + json.dumps({
+    "values": values, "fetched": fetched, "recs": len(recs),
+    "completed_are_dates": all(isinstance(r["completed"], datetime.datetime) for r in recs),
+    "stdout": sorted(r["stdout"].strip() for r in recs), "recent": len(recent),
+    "again": again_value, "history": len(history), "bad": bad, "after_purge": after_purge, "unassigned": status["unassigned"]}))
+`, [c.profileDir])
+  t.match(result, {
+    values: [0, 10, 20], fetched: [0, 10, 20], recs: 3, completed_are_dates: true,
+    recent: 3, again: [0], history: 4, bad: /KeyError/, after_purge: [], unassigned: 0,
+  })
+  t.same((result as { stdout: string[] }).stdout.filter((s) => s.startsWith('hello')).length, 3, 'IOPub output in the records')
+})

@@ -87,6 +87,12 @@ const promises: { contains: string; check: (t: Test, lines: string[]) => void }[
     },
   },
   {
+    contains: 'const rerun = client.resubmit(ids)',
+    check: (t, lines) => {
+      t.same(lines, ['[ 1, 4, 9 ]', '3 true', '[ 1, 4, 9 ]', 'false', '6', '0'], 'getResult, dbQuery, resubmit, hubHistory and purge as promised')
+    },
+  },
+  {
     contains: 'await urgent.apply(() => 42)',
     check: (t, lines) => {
       t.equal(lines[0], '42 100', 'the urgent task gives 42 and the backlog 100 results')

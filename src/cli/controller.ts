@@ -13,10 +13,16 @@ interface ControllerFlags extends ProfileFlags {
   scheme: string
   hwm: number
   plugin: string[]
+  db?: string
+  dictdb?: boolean
+  sqlitedb?: boolean
+  nodb?: boolean
+  reuse?: boolean
+  restore?: boolean
 }
 
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
-const tolerated = ['--dictdb', '--nodb', '--sqlitedb', '--mongodb', '--reuse', '--restore', '--usethreads', '--log-to-file', '--debug', '--ports', '--transport', '--secure', '--no-secure']
+const tolerated = ['--mongodb', '--usethreads', '--log-to-file', '--debug', '--ports', '--transport', '--secure', '--no-secure']
 
 export function controllerCommand(): Command {
   const command = new Command('controller')
@@ -27,8 +33,22 @@ export function controllerCommand(): Command {
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10), 3000)
     .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`).default('leastload'))
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0), 1)
+    .option('--db <store>', 'task records: memory (ipyparallel DictDB limits), sqlite (<profile>/tasks.db), sqlite:<path>, or none')
+    .option('--dictdb', 'same as --db=memory (ipyparallel flag)')
+    .option('--sqlitedb', 'same as --db=sqlite (ipyparallel flag)')
+    .option('--nodb', 'same as --db=none (ipyparallel flag)')
+    .option('--reuse', 'bind the ports and use the key of the connection files a previous controller left')
+    .option('--restore', 'take over from a controller that died: implies --reuse; its engines and (with sqlite) task records come back')
     .option('--plugin <module>', 'a module whose default export is { name: scheme } to add schemes (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   return addProfileOptions(command)
+}
+
+/** The task store the flags ask for; --db wins over ipyparallel's spellings. */
+function storeOf(flags: ControllerFlags): string {
+  if (flags.db !== undefined) return flags.db
+  if (flags.sqlitedb) return 'sqlite'
+  if (flags.nodb) return 'none'
+  return 'memory'
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -51,6 +71,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     pingMs: flags.ping,
     scheme: flags.scheme,
     hwm: flags.hwm,
+    db: storeOf(flags),
+    reuse: flags.reuse === true,
+    restore: flags.restore === true,
     log,
   })
   const stop = async (): Promise<void> => {

@@ -134,8 +134,9 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
   }
 
   /**
-   * Asks the engines to skip the tasks that have not started yet; they then fail with TaskAborted. A task that
-   * is running is not interrupted. Resolves when the engines have acknowledged; a no-op once ready.
+   * Stops the tasks that have not finished: a queued task is skipped without running and a running one is
+   * interrupted (its executor thread is ended); either fails with TaskAborted. Resolves when the engines have
+   * acknowledged; a no-op once ready.
    */
   async abort(): Promise<void> {
     const pending = this.tasks.filter((t) => !t.settled).map((t) => t.msgId)

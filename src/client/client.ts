@@ -12,6 +12,11 @@ import { ClientClosedError, Connection } from './connection.js'
 import { DirectView, type DirectTargets } from './direct-view.js'
 import { checkTargets, type LoadBalancedFlags } from './flags.js'
 import { LoadBalancedView } from './view.js'
+import type { AsyncResult } from './async-result.js'
+import { fetchFromHub, type AsyncHubResult } from './hub-result.js'
+import { messageIds, recordsOf, type TaskRecordView } from './records.js'
+import { engineUuid } from './submit.js'
+import type { ResultMetadata } from './task.js'
 
 /** How to find the controller. The first of `connectionInfo`, `connectionFile`, the profile wins. */
 export interface ClientOptions extends ProfileOptions {
@@ -118,6 +123,80 @@ export class Client implements AsyncDisposable {
       else if (key !== 'status' && /^\d+$/.test(key)) status[Number(key)] = value
     }
     return status as QueueStatus
+  }
+
+  /**
+   * The result of tasks by message id, fetched from the controller's task records: tasks of this client, of
+   * another client, or of an earlier session (ipyparallel's `get_result`). One id gives its value; a list gives
+   * an array in that order. It polls the controller until every task has finished; an id the controller does
+   * not know rejects with a `RemoteError` named `KeyError`.
+   */
+  getResult<T = unknown>(msgId: string): AsyncHubResult<T>
+  getResult<T extends unknown[] = unknown[]>(msgIds: readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>): AsyncHubResult<T, ResultMetadata[]>
+  getResult(ids: string | readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>): AsyncHubResult<unknown, ResultMetadata | ResultMetadata[]> {
+    const msgIds = messageIds(ids, 'getResult')
+    const connection = this.usable()
+    return fetchFromHub(connection, msgIds, typeof ids === 'string', this.timeoutMs, (pending) => this.abort(pending)) as AsyncHubResult<unknown, ResultMetadata | ResultMetadata[]>
+  }
+
+  /**
+   * Runs finished or running tasks again, as new tasks with the same function and arguments (ipyparallel's
+   * `resubmit`; their after/follow/targets/retries/timeout are not kept). Returns their result at once, in the
+   * order given; once the controller has answered (`await result.renamed`), `msgIds` are the new tasks' ids.
+   */
+  resubmit<T extends unknown[] = unknown[]>(ids: readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>): AsyncHubResult<T, ResultMetadata[]> {
+    const msgIds = messageIds(ids, 'resubmit')
+    const connection = this.usable()
+    const renamed = this.ready
+      .then(() => connection.request('resubmit_request', { msg_ids: msgIds }, this.timeoutMs))
+      .then((reply) => (reply.content.resubmitted ?? {}) as Record<string, string>)
+    const result = fetchFromHub<T>(connection, msgIds, false, this.timeoutMs, (pending) => this.abort(pending), renamed) as AsyncHubResult<T, ResultMetadata[]>
+    result.renamed = renamed.then(() => undefined)
+    result.renamed.catch(() => {})
+    return result
+  }
+
+  /** Which of the tasks are still pending and which have finished, by message id, as the controller knows them. */
+  async resultStatus(ids: string | readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>): Promise<{ pending: string[]; completed: string[] }> {
+    const msgIds = messageIds(ids, 'resultStatus')
+    await this.ready
+    const reply = await this.usable().request('result_request', { msg_ids: msgIds, status_only: true }, this.timeoutMs)
+    return { pending: (reply.content.pending ?? []) as string[], completed: (reply.content.completed ?? []) as string[] }
+  }
+
+  /**
+   * Task records matching a Mongo-style query (`{ completed: { $gt: since } }`; operators `$lt $gt $lte $gte
+   * $eq $ne $in $nin $all $mod $exists`), with only `keys` if given (`msg_id` is always there). Dates come back
+   * as `Date`s; `buffers` and `result_buffers` are included only when named in `keys`.
+   */
+  async dbQuery(query: Record<string, unknown>, keys?: readonly (keyof TaskRecordView)[]): Promise<TaskRecordView[]> {
+    if (typeof query !== 'object' || query === null || Array.isArray(query)) throw new ConfigError('dbQuery: query must be an object such as { msg_id: { $in: ids } }')
+    await this.ready
+    const reply = await this.usable().request('db_request', { query, keys: keys ?? null }, this.timeoutMs)
+    return recordsOf(reply)
+  }
+
+  /**
+   * Forgets finished tasks' records in the controller: `msgIds` (or `'all'` finished ones), and every finished
+   * task of the engines `targets`. A task still running is refused with an `IndexError`.
+   */
+  async purgeResults(options: { msgIds?: 'all' | readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>; targets?: number | readonly number[] } = {}): Promise<void> {
+    const msgIds = options.msgIds === undefined ? [] : options.msgIds === 'all' ? 'all' : messageIds(options.msgIds, 'purgeResults')
+    const targets = options.targets === undefined ? [] : (checkTargets(options.targets, 'purgeResults') ?? [])
+    await this.ready
+    await this.usable().request('purge_request', { msg_ids: msgIds, engine_ids: targets }, this.timeoutMs)
+  }
+
+  /**
+   * Stops tasks: every engine (or `targets`) is told to skip them, so a queued task fails with `TaskAborted`
+   * without running and a running one is interrupted. Resolves when the engines have acknowledged.
+   */
+  async abort(ids: string | readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>, options: { targets?: number | readonly number[] } = {}): Promise<void> {
+    const msgIds = messageIds(ids, 'abort')
+    await this.ready
+    const connection = this.usable()
+    const targets = options.targets === undefined ? connection.engines.ids : (checkTargets(options.targets, 'abort') ?? connection.engines.ids)
+    await Promise.all(targets.map((id) => connection.controlRequest(engineUuid(connection, id, 'abort'), 'abort_request', { msg_ids: msgIds }, this.timeoutMs)))
   }
 
   /** Message ids of every task the controller has recorded, oldest first (ipyparallel's `hub_history`). */

@@ -14,6 +14,11 @@ export class ClientClosedError extends JsParallelError {}
 
 /** How many finished tasks may still wait for their last output before we stop listening for it. */
 const OUTPUT_GRACE_TASKS = 10_000
+/**
+ * How long a reply waits for its engine's `idle` on IOPub, which says that all of the task's output has been
+ * published, before the task settles anyway (an engine that publishes no status, or lost IOPub messages).
+ */
+const OUTPUT_WAIT_MS = 1000
 
 interface PendingRequest {
   resolve: (msg: Message) => void
@@ -27,6 +32,10 @@ interface PendingTask {
   task: Task
   /** For direct (mux) tasks: the engine addressed. */
   engineUuid: string | undefined
+  /** Engines that have reported `idle` for this task on IOPub. */
+  idleOn?: Set<string>
+  /** The reply is in; the task settles once `waitingFor` reports idle (or the wait runs out). */
+  held?: { waitingFor: string; settle: () => void; timer: NodeJS.Timeout }
 }
 
 type Channel = 'query' | 'mux' | 'task' | 'control'
@@ -57,7 +66,9 @@ export class Connection {
     readonly session: Session,
     private readonly log: Logger,
   ) {
-    this.dealers = { query: createDealer(), mux: createDealer(), task: createDealer(), control: createDealer() }
+    // The session id as routing id: a controller restarted with --restore can still address this client.
+    const routingId = session.session
+    this.dealers = { query: createDealer({ routingId }), mux: createDealer({ routingId }), task: createDealer({ routingId }), control: createDealer({ routingId }) }
     const ports: Record<Channel, number> = { query: info.registration, mux: info.mux, task: info.task, control: info.control }
     const onSendError = (channel: Channel) => (error: unknown) => this.log.warn(`${channel}: send failed: ${String(error)}`)
     this.outboxes = {} as Record<Channel, Outbox>
@@ -180,6 +191,7 @@ export class Connection {
       this.requests.delete(msgId)
     }
     const tasks = [...this.tasks.values()]
+    for (const pending of tasks) if (pending.held) clearTimeout(pending.held.timer)
     this.tasks.clear()
     this.directByEngine.clear()
     for (const { task } of tasks) task.reject(new ClientClosedError(`${error.message} before the result of task ${task.msgId} arrived`, { cause: error }))
@@ -212,8 +224,7 @@ export class Connection {
     const { msg } = this.session.deserialize<JsonObject, ReplyMetadata>(frames)
     const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
     const pending = this.tasks.get(msgId)
-    if (!pending) return this.log.debug(`dropped ${msg.header.msg_type}: no pending task ${msgId}`)
-    this.forget(msgId, pending)
+    if (!pending || pending.held) return this.log.debug(`dropped ${msg.header.msg_type}: no pending task ${msgId}`)
     const { task } = pending
     const md = task.metadata
     const content = msg.content
@@ -226,23 +237,43 @@ export class Connection {
       md.engineId = this.engines.idOf(engineUuid)
     }
     const where = { engineId: md.engineId, ...(md.engineUuid !== undefined ? { engineUuid: md.engineUuid } : {}) }
-    if (content.status === 'ok') {
-      md.status = 'ok'
-      try {
-        task.resolve(decodeValue(msg.buffers))
-      } catch (e) {
-        task.reject(new ProtocolError(`the reply to task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
+    const settle = (): void => {
+      this.forget(msgId, pending)
+      if (content.status === 'ok') {
+        md.status = 'ok'
+        try {
+          task.resolve(decodeValue(msg.buffers))
+        } catch (e) {
+          task.reject(new ProtocolError(`the reply to task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
+        }
+      } else if (content.status === 'aborted') {
+        md.status = 'aborted'
+        task.reject(new TaskAborted({ ename: 'TaskAborted', evalue: `task ${msgId} was aborted`, traceback: [] }, where))
+      } else {
+        md.status = 'error'
+        task.reject(remoteErrorFromContent(errorContent(content), where))
       }
-    } else if (content.status === 'aborted') {
-      md.status = 'aborted'
-      task.reject(new TaskAborted({ ename: 'TaskAborted', evalue: `task ${msgId} was aborted`, traceback: [] }, where))
-    } else {
-      md.status = 'error'
-      task.reject(remoteErrorFromContent(errorContent(content), where))
+    }
+    // A reply an engine made (not the scheduler) may overtake the task's last output on IOPub: hold it until
+    // that engine says idle, as ipyparallel's AsyncResult waits for its outputs.
+    const fromEngine = typeof msg.metadata.engine === 'string' && msg.metadata.engine !== ''
+    if (!fromEngine || engineUuid === undefined || pending.idleOn?.has(engineUuid)) {
+      settle()
+      return
+    }
+    pending.held = {
+      waitingFor: engineUuid,
+      settle,
+      timer: setTimeout(() => {
+        pending.held = undefined
+        settle()
+      }, OUTPUT_WAIT_MS),
     }
   }
 
   private forget(msgId: string, pending: PendingTask): void {
+    if (pending.held) clearTimeout(pending.held.timer)
+    pending.held = undefined
     this.tasks.delete(msgId)
     if (pending.engineUuid !== undefined) this.directByEngine.get(pending.engineUuid)?.delete(msgId)
     // Output may still arrive on IOPub until the engine reports idle; remember a bounded number of such tasks.
@@ -307,8 +338,16 @@ export class Connection {
       if (content.name === 'stderr') md.stderr += content.text
       else md.stdout += content.text
     } else if (msg.header.msg_type === 'status' && content.execution_state === 'idle') {
-      // IOPub is ordered per engine: after idle, no more output of this task will come.
-      this.outputs.delete(msgId)
+      // IOPub is ordered per engine: after idle, no more output of this run of the task will come.
+      const engine = typeof msg.metadata.engine === 'string' ? msg.metadata.engine : msg.header.session
+      const pending = this.tasks.get(msgId)
+      if (pending?.held?.waitingFor === engine) {
+        pending.held.settle()
+      } else if (pending) {
+        ;(pending.idleOn ??= new Set()).add(engine)
+      } else {
+        this.outputs.delete(msgId)
+      }
     }
   }
 
