@@ -25,6 +25,9 @@ export class MemoryTaskStore implements TaskStore {
   readonly kind = 'memory'
   private readonly records = new Map<string, TaskRecord>()
   private readonly culled = new Set<string>()
+  /** Insertion sequence of each record, so lookups by id still answer in insertion order. */
+  private readonly order = new WeakMap<TaskRecord, number>()
+  private inserted = 0
   private finishedCount = 0
   private bytes = 0
   private readonly recordLimit: number
@@ -45,6 +48,7 @@ export class MemoryTaskStore implements TaskStore {
     if (this.records.has(record.msg_id)) throw new StoreKeyError(`a record for ${record.msg_id} exists already`)
     const copy = { ...record }
     this.records.set(copy.msg_id, copy)
+    this.order.set(copy, this.inserted++)
     this.culled.delete(copy.msg_id)
     this.account(copy, 1)
     this.cull()
@@ -108,7 +112,7 @@ export class MemoryTaskStore implements TaskStore {
         seen.add(id)
         if (record && matches(record)) found.push(record)
       }
-      return found
+      return found.sort((a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0))
     }
     return [...this.records.values()].filter(matches)
   }
