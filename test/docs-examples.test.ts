@@ -87,6 +87,12 @@ const promises: { contains: string; check: (t: Test, lines: string[]) => void }[
     },
   },
   {
+    contains: 'depend(nodeAtLeast, 18)',
+    check: (t, lines) => {
+      t.same(lines, ['42 cleaned number', '42', 'number'], 'after/follow/Dependency, depend and requires as promised')
+    },
+  },
+  {
     contains: 'const rerun = client.resubmit(ids)',
     check: (t, lines) => {
       t.same(lines, ['[ 1, 4, 9 ]', '3 true', '[ 1, 4, 9 ]', 'false', '6', '0'], 'getResult, dbQuery, resubmit, hubHistory and purge as promised')

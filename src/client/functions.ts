@@ -63,9 +63,32 @@ function moduleSpecifier(moduleUrl: string | URL): string {
   return pathToFileURL(text).href
 }
 
+const WRAPPED_FUNCTION = Symbol.for('jsparallel.wrappedFunction')
+
+/**
+ * A task function with conditions the engine checks before running it, made by `depend`, `dependent` or
+ * `requires`. Not callable here: pass it to `apply`, `map` or `parallel`. `F` is the wrapped function's type.
+ */
+export interface WrappedFunction<F extends (...args: never[]) => unknown = (...args: unknown[]) => unknown> {
+  readonly [WRAPPED_FUNCTION]: true
+  /** How the engine finds the function and its conditions. */
+  readonly descriptor: FunctionDescriptor
+  /** Type-level only: the function's type. */
+  readonly __type?: F
+}
+
+export function wrappedFunction<F extends (...args: never[]) => unknown>(descriptor: FunctionDescriptor): WrappedFunction<F> {
+  return Object.freeze({ [WRAPPED_FUNCTION]: true as const, descriptor })
+}
+
+export function isWrappedFunction(value: unknown): value is WrappedFunction {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[WRAPPED_FUNCTION] === true
+}
+
 /** The task function's descriptor, or a ConfigError saying why it cannot travel and what to do instead. */
 export function describeFunction(fn: unknown): FunctionDescriptor {
   if (isModuleFunction(fn)) return { kind: 'module', module: fn.module, export: fn.export }
+  if (isWrappedFunction(fn)) return fn.descriptor
   if (typeof fn !== 'function') {
     throw new ConfigError(`the task must be a function or a moduleFunction(url, name) reference, not ${fn === null ? 'null' : typeof fn}`)
   }
@@ -149,13 +172,30 @@ function wellKnownGlobals(): Map<Function, string> {
  * element to throw fails the chunk. The task's single argument is the chunk: an array of argument lists.
  */
 export function chunkDescriptor(fn: FunctionDescriptor): FunctionDescriptor {
+  // Conditions hold per engine, so they are checked once per chunk, around the chunk's loop.
+  if (fn.kind === 'dependent' || fn.kind === 'requires') return { ...fn, fn: chunkDescriptor(fn.fn) }
   const find =
     fn.kind === 'source' ? `(${fn.source}\n)`
     : fn.kind === 'module' ? `(await import(${JSON.stringify(fn.module)}))[${JSON.stringify(fn.export)}]`
     : `(...a) => ${fn.path}(...a)` // a path from our own table of identifiers, so it is safe to embed
-  const name = fn.kind === 'source' ? fn.name : fn.kind === 'module' ? fn.export : fn.path
+  const name = functionName(fn)
   const source = `async (chunk) => {\nconst f = ${find};\nreturn Promise.all(chunk.map((args) => f(...args)));\n}`
   return { kind: 'source', source, name }
+}
+
+/** The name shown for a function: its own, its export's, its global path, or the wrapped function's. */
+export function functionName(fn: FunctionDescriptor): string {
+  switch (fn.kind) {
+    case 'source':
+      return fn.name
+    case 'module':
+      return fn.export
+    case 'global':
+      return fn.path
+    case 'dependent':
+    case 'requires':
+      return functionName(fn.fn)
+  }
 }
 
 /**

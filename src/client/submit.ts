@@ -3,12 +3,12 @@ import type { FunctionDescriptor } from '../protocol/payload.js'
 import type { ResultContext } from './async-result.js'
 import type { AnyIterable, MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
-import type { ModuleFunction } from './functions.js'
+import { functionName, type ModuleFunction, type WrappedFunction } from './functions.js'
 
 /** What views share: the function types they accept and how they reach the wire. */
 
 /** A task: a function (shipped by its source, or by path if it is a well-known global) or a module reference. */
-export type TaskFunction<A extends unknown[], R> = ((...args: A) => R) | ModuleFunction<(...args: A) => R>
+export type TaskFunction<A extends unknown[], R> = ((...args: A) => R) | ModuleFunction<(...args: A) => R> | WrappedFunction<(...args: A) => R>
 
 /** Views reach the connection through this; it throws if the client is not connected yet or closed. */
 export type ConnectionSource = () => Connection
@@ -24,7 +24,7 @@ export type MapArguments = (AnyIterable<unknown> | MapOptions)[]
 
 /** The name shown for a task (progress bars, logs). */
 export function taskLabel(fn: FunctionDescriptor): string {
-  return fn.kind === 'source' ? fn.name : fn.kind === 'module' ? fn.export : fn.path
+  return functionName(fn)
 }
 
 /** The uuid of a registered engine, or a ConfigError naming the engines there are. */

@@ -75,7 +75,15 @@ export class CompositeError extends JsParallelError {
 export class TaskAborted extends RemoteError {}
 export class TaskTimeout extends RemoteError {}
 export class EngineError extends RemoteError {}
-export class UnmetDependency extends RemoteError {}
+/**
+ * A task's condition does not hold on an engine. Inside a task, `throw new UnmetDependency('why')` refuses the
+ * engine it runs on (the scheduler then tries another); on the client it is the remote error of that name.
+ */
+export class UnmetDependency extends RemoteError {
+  constructor(content: Omit<ErrorContent, 'status'> | string, options?: { engineId?: number | undefined; engineUuid?: string; cause?: unknown }) {
+    super(typeof content === 'string' ? { ename: 'UnmetDependency', evalue: content, traceback: [] } : content, options)
+  }
+}
 export class ImpossibleDependency extends UnmetDependency {}
 export class InvalidDependency extends ImpossibleDependency {}
 

@@ -2,6 +2,7 @@ import type { ErrorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { isoNow } from '../protocol/dates.js'
 import type { Header, Message, ReplyMetadata } from '../protocol/messages.js'
+import { isDescriptorKind } from '../protocol/payload.js'
 import type { RunOutcome, TaskRunner } from './executor.js'
 import { abortedContent, okContent, replyMetadata, taskErrorContent, type EngineIdentity } from './replies.js'
 import type { OutputStream, TaskError } from './worker-protocol.js'
@@ -196,7 +197,7 @@ export function isJavaScriptApply(buffers: readonly Buffer[]): boolean {
   if (!descriptor || !args || descriptor[0] !== 0x7b /* '{' */) return false
   try {
     const kind = (JSON.parse(descriptor.toString('utf8')) as { kind?: unknown }).kind
-    return kind === 'source' || kind === 'module' || kind === 'global'
+    return isDescriptorKind(kind)
   } catch {
     return false
   }

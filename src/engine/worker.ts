@@ -6,6 +6,7 @@
 import { Console } from 'node:console'
 import { createRequire } from 'node:module'
 import { Writable } from 'node:stream'
+import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
 import { parentPort } from 'node:worker_threads'
@@ -14,6 +15,7 @@ import { asBuffer, packFrames, type FromWorker, type OutputStream, type TaskErro
 
 if (!parentPort) throw new Error('src/engine/worker.js is the executor thread of an engine; it is not run directly')
 const port = parentPort
+const cwdRequire = createRequire(pathToFileURL(`${process.cwd()}/`))
 
 /** The task running now, if any, and the last one started (stray output is charged to it). */
 let current: number | undefined
@@ -53,23 +55,26 @@ function captureOutput(): void {
   process.stderr.write = redirect(stderr)
 }
 
-/** Functions sent as source, compiled once per source text. */
+/** Functions sent as source, compiled once per source text (and names bound by `requires`). */
 const compiled = new Map<string, Function>()
 // An indirect eval compiles in the global scope: the function sees globals, nothing of this module.
 const globalEval = eval
 
-async function resolveFunction(fn: FunctionDescriptor): Promise<Function> {
+/** A task's condition does not hold here; the engine's reply then says `dependencies_met: false`. */
+class UnmetDependency extends Error {
+  override name = 'UnmetDependency'
+}
+// Tasks sent as source refer to it by name: `throw new UnmetDependency('not here')`.
+;(globalThis as Record<string, unknown>).UnmetDependency = UnmetDependency
+
+/** Names in scope of a source function besides globals: the modules of `requires`. */
+type Bindings = ReadonlyMap<string, unknown>
+const NO_BINDINGS: Bindings = new Map()
+
+async function resolveFunction(fn: FunctionDescriptor, bindings: Bindings = NO_BINDINGS): Promise<Function> {
   switch (fn.kind) {
-    case 'source': {
-      let f = compiled.get(fn.source)
-      if (!f) {
-        const value: unknown = globalEval(`(${fn.source}\n)`)
-        if (typeof value !== 'function') throw new TypeError(`the source sent for ${fn.name || 'the task'} is not a function expression`)
-        f = value
-        compiled.set(fn.source, f)
-      }
-      return f
-    }
+    case 'source':
+      return compileSource(fn.source, fn.name, bindings)
     case 'module': {
       const mod = (await import(fn.module)) as Record<string, unknown>
       const value = mod[fn.export]
@@ -88,6 +93,67 @@ async function resolveFunction(fn: FunctionDescriptor): Promise<Function> {
       const method = value
       return (...args: unknown[]): unknown => Reflect.apply(method, owner, args)
     }
+    case 'dependent': {
+      const check = await resolveFunction(fn.check, bindings)
+      const task = await resolveFunction(fn.fn, bindings)
+      const name = fn.check.kind === 'source' && fn.check.name ? fn.check.name : 'the check'
+      return async (...args: unknown[]): Promise<unknown> => {
+        let holds: unknown
+        try {
+          holds = await (check as (...a: unknown[]) => unknown)(...fn.args)
+        } catch (e) {
+          throw new UnmetDependency(`${name} threw on this engine: ${e instanceof Error ? e.message : String(e)}`)
+        }
+        if (!holds) throw new UnmetDependency(`${name}(${fn.args.map((a) => JSON.stringify(a)).join(', ')}) is false on this engine`)
+        return (task as (...a: unknown[]) => unknown)(...args)
+      }
+    }
+    case 'requires': {
+      const more = new Map(bindings)
+      for (const { name, specifier } of fn.modules) more.set(name, await importRequired(specifier))
+      return resolveFunction(fn.fn, more)
+    }
+  }
+}
+
+/** Compiles a function sent as source, once per source text and set of bound names. */
+function compileSource(source: string, name: string, bindings: Bindings): Function {
+  const names = [...bindings.keys()]
+  const key = names.length === 0 ? source : `${names.join(',')}\0${source}`
+  let f = compiled.get(key)
+  if (!f) {
+    // An indirect eval (or a Function) compiles in the global scope: the function sees globals and the bound
+    // modules, nothing of this file.
+    const value: unknown = names.length === 0
+      ? globalEval(`(${source}\n)`)
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- running sent source is what an engine is for
+      : (new Function(...names, `return (${source}\n)`) as (...a: unknown[]) => unknown)(...bindings.values())
+    if (typeof value !== 'function') throw new TypeError(`the source sent for ${name || 'the task'} is not a function expression`)
+    f = value
+    compiled.set(key, f)
+  }
+  return f
+}
+
+/**
+ * Imports a module a task requires, or fails the task with UnmetDependency. Bare names resolve from the
+ * engine's working directory (as `require` would); the binding is the default export when there is one.
+ */
+async function importRequired(specifier: string): Promise<unknown> {
+  let target = specifier
+  try {
+    if (specifier.startsWith('.') || isAbsolute(specifier)) target = pathToFileURL(resolve(process.cwd(), specifier)).href
+    else if (!specifier.startsWith('node:') && !specifier.includes(':')) {
+      try {
+        target = pathToFileURL(cwdRequire.resolve(specifier)).href
+      } catch {
+        // ESM-only packages may not resolve for require; let import() try.
+      }
+    }
+    const ns = (await import(target)) as Record<string, unknown>
+    return 'default' in ns && ns.default !== undefined ? ns.default : ns
+  } catch (e) {
+    throw new UnmetDependency(`module '${specifier}' cannot be imported on this engine: ${e instanceof Error ? e.message : String(e)}`)
   }
 }
 
@@ -171,7 +237,7 @@ process.on('uncaughtException', (error) => {
 
 captureOutput()
 // Source functions may `require` packages, resolved from the engine's working directory.
-;(globalThis as Record<string, unknown>).require = createRequire(pathToFileURL(`${process.cwd()}/`))
+;(globalThis as Record<string, unknown>).require = cwdRequire
 port.on('message', (message: ToWorker) => {
   void run(message.seq, message.frames)
 })

@@ -15,6 +15,23 @@ export type FunctionDescriptor =
   | { kind: 'source'; source: string; name: string }
   | { kind: 'module'; module: string; export: string }
   | { kind: 'global'; path: string }
+  /** Runs `fn` only where `check(...args)` holds on the engine; otherwise the task fails with UnmetDependency. */
+  | { kind: 'dependent'; fn: FunctionDescriptor; check: FunctionDescriptor; args: unknown[] }
+  /** Runs `fn` only where every module imports; each is in scope of `fn`'s source under its name. */
+  | { kind: 'requires'; fn: FunctionDescriptor; modules: RequiredModule[] }
+
+/** A module a task requires: the specifier the engine imports, and the name it is bound to in the task. */
+export interface RequiredModule {
+  name: string
+  specifier: string
+}
+
+const DESCRIPTOR_KINDS: readonly unknown[] = ['source', 'module', 'global', 'dependent', 'requires']
+
+/** Whether a value names one of the function descriptor kinds above. */
+export function isDescriptorKind(kind: unknown): boolean {
+  return DESCRIPTOR_KINDS.includes(kind)
+}
 
 const viewTypes = [
   Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
@@ -124,7 +141,7 @@ export function decodeApply(buffers: readonly Buffer[]): { fn: FunctionDescripto
   } catch (e) {
     throw new ProtocolError('apply_request buffer 0 is not a JSON function descriptor (was it sent by a Python client?)', { cause: e })
   }
-  if (!fn || !['source', 'module', 'global'].includes(fn.kind)) throw new ProtocolError('apply_request buffer 0 is not a function descriptor')
+  if (!fn || !isDescriptorKind(fn.kind)) throw new ProtocolError('apply_request buffer 0 is not a function descriptor')
   const args = decodeValue(rest)
   if (!Array.isArray(args)) throw new ProtocolError('apply_request arguments are not an array')
   return { fn, args }

@@ -306,7 +306,8 @@ export class TaskScheduler {
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
       job.timer = this.host.setTimer(() => {
         if (!this.isQueued(job)) return
-        this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed`)
+        const refused = job.blacklist.size > 0 ? `; refused (unmet dependency or failure) by ${job.blacklist.size} engine(s): ${[...job.blacklist].join(', ')}` : ''
+        this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed${refused}`)
         this.drain() // a task that counts failures of this one may run now
       }, job.task.timeoutMs)
     }
