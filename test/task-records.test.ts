@@ -2,7 +2,7 @@ import t from 'tap'
 import { Client } from '../src/index.js'
 import { silentLogger } from '../src/common/log.js'
 import { startCluster } from './helpers/cluster.js'
-import type { Teardown } from './helpers/processes.js'
+import { waitFor, type Teardown } from './helpers/processes.js'
 
 const anotherClient = async (t: Teardown, profileDir: string): Promise<Client> => {
   const other = await Client.connect({ profileDir, log: silentLogger })
@@ -135,4 +135,15 @@ t.test('queueStatus returns to zero after a burst', async (t) => {
   t.equal(status.unassigned, 0)
   for (const id of client.ids) t.match(status[id], { queue: 0, tasks: 0 })
   t.equal(client.ids.reduce((sum, id) => sum + (status[id]?.completed ?? 0), 0), 200)
+})
+
+t.test('a direct request whose engine dies is recorded as failed, not left pending', async (t) => {
+  const { client, engines } = await startCluster(t, 1)
+  const [id] = client.ids
+  const ar = client.directView(id as number).apply(() => new Promise((r) => setTimeout(r, 120_000)))
+  await waitFor(async () => (await client.queueStatus())[id as number]?.queue === 1, 'the request to reach the engine')
+  engines[0]?.child.kill('SIGKILL')
+  await t.rejects(ar.get(60_000), { name: 'EngineError' })
+  await waitFor(async () => (await client.resultStatus(ar.msgIds)).completed.length === 1, 'the record to be completed', 60_000)
+  await t.rejects(client.getResult(ar.msgIds[0] as string), { remoteName: 'EngineError', message: /died/ })
 })

@@ -9,7 +9,7 @@ import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import type { Header, JsonObject, Message, TaskMetadata } from '../protocol/messages.js'
+import { PROTOCOL_VERSION, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
@@ -234,6 +234,25 @@ export class Controller {
     if (unfinished.length > 0) this.options.log.info(`--restore: ${waiting} unfinished task(s) wait for their engines, ${requeued} went back to the scheduler`)
   }
 
+  /**
+   * Direct requests an engine took with it: their records end with EngineError (the client that sent them
+   * learns it from the unregistration notification), so none stays pending forever.
+   */
+  private failDirect(engine: { id: number; uuid: string }, msgIds: string[]): void {
+    for (const msgId of msgIds) {
+      let header: Header | undefined
+      try {
+        header = this.store.getRecord(msgId).header as unknown as Header | undefined
+      } catch {
+        header = undefined
+      }
+      // Without a stored request (--db=none) a stand-in header still ends the request's pending state.
+      header ??= { msg_id: msgId, msg_type: 'apply_request', username: '', session: '', date: '', version: PROTOCOL_VERSION }
+      const reply = this.replyError(this.s.muxClient, [], header, 'EngineError', `Engine ${engine.id} died while running task '${msgId}'`, { status: 'error', engine: engine.uuid, dependencies_met: true })
+      this.records.finished(reply, engine.uuid)
+    }
+  }
+
   /** Tasks of a restored engine that the previous controller gave it: msg_id -> request header and client identity. */
   private readonly orphans = new Map<string, Map<string, { header: Header; idents: Buffer[] }>>()
 
@@ -309,10 +328,11 @@ export class Controller {
       reply,
       notify: (type, content, parent) => this.send(s.notification, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {} }))),
       engineJoined: (engine) => this.scheduler?.addEngine(engine.uuid, engine.language),
-      engineLeft: (engine) => {
+      engineLeft: (engine, directPending) => {
         this.monitor.stop(engine.uuid)
         this.scheduler?.removeEngine(engine.uuid)
         this.failOrphans(engine.uuid)
+        this.failDirect(engine, directPending)
       },
       shutdownRequested: () => setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
       setTimer, clearTimer, log,

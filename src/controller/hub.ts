@@ -30,7 +30,8 @@ export interface HubHooks {
   reply(idents: Buffer[], type: string, content: object, parent: Header | undefined, buffers?: Buffer[]): void
   notify(type: string, content: object, parent?: Header): void
   engineJoined(engine: EngineRecord): void
-  engineLeft(engine: EngineRecord): void
+  /** An engine left; `directPending` are the direct (mux) requests it had not answered. */
+  engineLeft(engine: EngineRecord, directPending: string[]): void
   /** A client asked the controller to shut down; the reply has been sent. */
   shutdownRequested(): void
   setTimer(callback: () => void, ms: number): unknown
@@ -148,13 +149,14 @@ export class Hub {
     }
     const engine = this.byUuid.get(uuid)
     if (!engine) return
+    const directPending = [...(this.queues.get(uuid)?.queue ?? [])]
     this.engines.delete(engine.id)
     this.byUuid.delete(uuid)
     this.queues.delete(uuid)
     this.hooks.log.info(`engine ${engine.id} unregistered (${why})`)
     this.saveEngines()
     this.hooks.notify('unregistration_notification', { id: engine.id, uuid })
-    this.hooks.engineLeft(engine)
+    this.hooks.engineLeft(engine, directPending)
   }
 
   // Task accounting, fed by the relays and the task scheduler.

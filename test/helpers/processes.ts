@@ -81,14 +81,22 @@ export function startProcess(t: Teardown, command: string, args: string[], optio
     },
   }
   t.teardown(() => proc.stop())
+  living.add(child)
+  void exited.then(() => living.delete(child))
   return proc
 }
 
-/** Polls `check` every 20 ms until it is truthy; fails with `what` after the ceiling. */
-export async function waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
+/** Children still running: if the test process ends before their teardown runs (a tap timeout), they go too. */
+const living = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of living) child.kill('SIGKILL')
+})
+
+/** Polls `check` (which may be async) every 20 ms until it is truthy; fails with `what` after the ceiling. */
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = check()
+    const value = await check()
     if (value) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
