@@ -49,7 +49,11 @@ function setup() {
     status: (parent, state) => events.push(`${state} ${parent.msg_id}`),
     publishError: (parent, content: ErrorContent) => events.push(`error ${parent.msg_id} ${content.ename}`),
     output: (parent, name, text) => events.push(`${name} ${parent.msg_id} ${text}`),
-    flushOutput: () => events.push('flush'),
+    trackOutput: () => {},
+    finishOutput: () => {
+      events.push('flush')
+      return 0
+    },
   }, runner, { engine: { uuid: 'engine-uuid', id: 4 }, log: silentLogger, now: () => 'NOW' })
   return { runner, events, replies, queue }
 }
@@ -79,6 +83,7 @@ t.test('a reply carries ipyparallel metadata and the result buffers', async (t) 
   await tick()
   t.same(replies[0]?.metadata, {
     started: 'NOW', dependencies_met: true, engine: 'engine-uuid', is_broadcast: true, is_coalescing: true, original_msg_id: 'orig', status: 'ok',
+    streams: 0,
   })
   t.same(replies[0]?.buffers.map(String), ['r'])
 })

@@ -34,8 +34,13 @@ interface PendingTask {
   engineUuid: string | undefined
   /** Engines that have reported `idle` for this task on IOPub. */
   idleOn?: Set<string>
-  /** The reply is in; the task settles once `waitingFor` reports idle (or the wait runs out). */
-  held?: { waitingFor: string; settle: () => void; timer: NodeJS.Timeout }
+  /** Stream messages of this task received on IOPub so far, by engine (a retried task runs on several). */
+  streams?: Map<string, number>
+  /**
+   * The reply is in; the task settles once `streams` stream messages have arrived (our engines count them in the
+   * reply), or without a count once `waitingFor` reports idle, or when the wait runs out.
+   */
+  held?: { waitingFor: string; streams: number | undefined; settle: () => void; timer: NodeJS.Timeout }
 }
 
 type Channel = 'query' | 'mux' | 'task' | 'control'
@@ -254,15 +259,20 @@ export class Connection {
         task.reject(remoteErrorFromContent(errorContent(content), where))
       }
     }
-    // A reply an engine made (not the scheduler) may overtake the task's last output on IOPub: hold it until
-    // that engine says idle, as ipyparallel's AsyncResult waits for its outputs.
+    // A reply an engine made (not the scheduler) may overtake the task's last output on IOPub: hold it until that
+    // output is in, as ipyparallel's AsyncResult waits for its outputs. Our engines say how many stream messages
+    // there were; for others, wait for the engine's idle.
     const fromEngine = typeof msg.metadata.engine === 'string' && msg.metadata.engine !== ''
-    if (!fromEngine || engineUuid === undefined || pending.idleOn?.has(engineUuid)) {
+    const streams = typeof msg.metadata.streams === 'number' ? msg.metadata.streams : undefined
+    const seen = engineUuid === undefined ? 0 : (pending.streams?.get(engineUuid) ?? 0)
+    const complete = streams !== undefined ? seen >= streams : engineUuid !== undefined && pending.idleOn?.has(engineUuid) === true
+    if (!fromEngine || engineUuid === undefined || complete) {
       settle()
       return
     }
     pending.held = {
       waitingFor: engineUuid,
+      streams,
       settle,
       timer: setTimeout(() => {
         pending.held = undefined
@@ -337,11 +347,19 @@ export class Connection {
     if (msg.header.msg_type === 'stream' && typeof content.text === 'string') {
       if (content.name === 'stderr') md.stderr += content.text
       else md.stdout += content.text
+      const pending = this.tasks.get(msgId)
+      if (pending) {
+        const engine = iopubEngine(msg)
+        const seen = (pending.streams?.get(engine) ?? 0) + 1
+        ;(pending.streams ??= new Map()).set(engine, seen)
+        const held = pending.held
+        if (held?.waitingFor === engine && held.streams !== undefined && seen >= held.streams) held.settle()
+      }
     } else if (msg.header.msg_type === 'status' && content.execution_state === 'idle') {
       // IOPub is ordered per engine: after idle, no more output of this run of the task will come.
-      const engine = typeof msg.metadata.engine === 'string' ? msg.metadata.engine : msg.header.session
+      const engine = iopubEngine(msg)
       const pending = this.tasks.get(msgId)
-      if (pending?.held?.waitingFor === engine) {
+      if (pending?.held?.waitingFor === engine && pending.held.streams === undefined) {
         pending.held.settle()
       } else if (pending) {
         ;(pending.idleOn ??= new Set()).add(engine)
@@ -356,6 +374,11 @@ export class Connection {
     const uuid = typeof info?.engine_uuid === 'string' ? info.engine_uuid : undefined
     return uuid === undefined ? { engineId: undefined } : { engineId: this.engines.idOf(uuid), engineUuid: uuid }
   }
+}
+
+/** The engine an IOPub message comes from: our engines name it in the metadata; ipengine's session is its uuid. */
+function iopubEngine(msg: Message): string {
+  return typeof msg.metadata.engine === 'string' ? msg.metadata.engine : msg.header.session
 }
 
 function dateOf(text: unknown): Date | undefined {

@@ -161,7 +161,8 @@ export class Engine {
       },
       publishError: (parent, content) => this.publish('error', 'error', content, parent),
       output: (parent, name, text) => this.output.write(parent, name, text),
-      flushOutput: () => this.output.flush(),
+      trackOutput: (parent) => this.output.track(parent),
+      finishOutput: (parent) => this.output.finish(parent),
     }, runner, { engine: this.identity, log: this.log })
     this.watchdog = new HeartbeatWatchdog({
       checkPeriodMs: registration.hbPeriodMs + 500,

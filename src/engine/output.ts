@@ -16,6 +16,8 @@ export class OutputBuffer {
   private size = 0
   private timer: unknown
   private readonly timers: Timers
+  /** Stream messages published so far per tracked task (msg_id), for the reply's `streams` count. */
+  private readonly counts = new Map<string, number>()
 
   constructor(
     private readonly publish: PublishStream,
@@ -40,6 +42,19 @@ export class OutputBuffer {
     }, this.delayMs)
   }
 
+  /** Starts counting the stream messages of a task. */
+  track(parent: Header): void {
+    this.counts.set(parent.msg_id, 0)
+  }
+
+  /** Publishes what is pending and says how many stream messages the task had; stops counting it. */
+  finish(parent: Header): number {
+    this.flush()
+    const n = this.counts.get(parent.msg_id) ?? 0
+    this.counts.delete(parent.msg_id)
+    return n
+  }
+
   /** Publishes what is pending now; called before a task's reply so output precedes it. */
   flush(): void {
     if (this.timer !== undefined) {
@@ -52,6 +67,8 @@ export class OutputBuffer {
     this.chunks = []
     this.size = 0
     this.parent = undefined
+    const counted = this.counts.get(parent.msg_id)
+    if (counted !== undefined) this.counts.set(parent.msg_id, counted + 1)
     this.publish(parent, this.name, text)
   }
 }

@@ -21,8 +21,10 @@ export interface TaskQueueHost {
   /** IOPub `error`, as ipengine publishes beside every failed apply. */
   publishError(parent: Header, content: ErrorContent): void
   output(parent: Header, name: OutputStream, text: string): void
-  /** Publishes buffered output now, so it precedes the reply. */
-  flushOutput(): void
+  /** Starts counting a task's stream messages. */
+  trackOutput(parent: Header): void
+  /** Publishes the task's buffered output now, so it precedes the reply, and says how many stream messages it had. */
+  finishOutput(parent: Header): number
 }
 
 export interface TaskQueueOptions {
@@ -144,6 +146,7 @@ export class TaskQueue {
       const header = request.msg.header
       this.running = { request }
       this.host.status(header, 'busy')
+      this.host.trackOutput(header)
       const started = this.now()
       let outcome: RunOutcome
       try {
@@ -163,17 +166,18 @@ export class TaskQueue {
 
   private answer(request: ShellRequest, started: string, outcome: RunOutcome): void {
     const { engine } = this.options
-    this.host.flushOutput()
+    // The client holds the reply until it has seen this many stream messages: IOPub and the reply travel apart.
+    const streams = this.host.finishOutput(request.msg.header)
     if (outcome.status === 'ok') {
-      this.host.reply(request, okContent, replyMetadata(engine, request.msg, started, 'ok'), outcome.frames)
+      this.host.reply(request, okContent, { ...replyMetadata(engine, request.msg, started, 'ok'), streams }, outcome.frames)
     } else if (outcome.status === 'aborted') {
       this.options.log.info(`aborted ${request.msg.header.msg_id}`)
-      this.host.reply(request, abortedContent, replyMetadata(engine, request.msg, started, 'aborted'))
+      this.host.reply(request, abortedContent, { ...replyMetadata(engine, request.msg, started, 'aborted'), streams })
     } else {
       const content = taskErrorContent(engine, outcome.error)
       this.options.log.info(`${request.msg.header.msg_type} ${request.msg.header.msg_id} failed: ${outcome.error.ename}: ${outcome.error.evalue}`)
       this.host.publishError(request.msg.header, content)
-      this.host.reply(request, content, replyMetadata(engine, request.msg, started, 'error', outcome.error.ename))
+      this.host.reply(request, content, { ...replyMetadata(engine, request.msg, started, 'error', outcome.error.ename), streams })
     }
   }
 
