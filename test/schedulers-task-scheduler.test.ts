@@ -4,6 +4,7 @@ import { silentLogger } from '../src/common/log.js'
 import { leastload, lru } from '../src/schedulers/schemes.js'
 import { TaskScheduler, type SchedulerHost, type Task } from '../src/schedulers/task-scheduler.js'
 import type { Header } from '../src/protocol/messages.js'
+import { PackedFrames } from '../src/protocol/frames.js'
 
 /** A host that records what the scheduler does and runs timers only when told. */
 function fakeHost() {
@@ -39,7 +40,7 @@ function fakeHost() {
 let n = 0
 function task(overrides: Partial<Task> = {}): Task {
   const msgId = `m${n++}`
-  return { msgId, clientIdents: [], wire: [], header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, priority: 0, after: new Dependency([]), follow: new Dependency([]), ...overrides }
+  return { msgId, clientIdents: [], wire: new PackedFrames([]), header: { msg_id: msgId } as Header, language: 'javascript', targets: new Set(), retries: 0, timeoutMs: undefined, priority: 0, after: new Dependency([]), follow: new Dependency([]), ...overrides }
 }
 const ok = { status: 'ok', dependenciesMet: true }
 const options = { scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 1000 }

@@ -1,5 +1,6 @@
 import { Dependency } from '../common/dependency.js'
 import type { Logger } from '../common/log.js'
+import type { PackedFrames } from '../protocol/frames.js'
 import type { Header } from '../protocol/messages.js'
 import { leastload, type Random, type Scheme } from './schemes.js'
 import { TaskOutcomes, type OutcomeLookup } from './outcomes.js'
@@ -10,8 +11,8 @@ export interface Task {
   msgId: string
   /** The submitting client's routing frames. */
   clientIdents: Buffer[]
-  /** Frames from `<IDS|MSG>` on, forwarded to the engine unchanged (still signed by the client). */
-  wire: Buffer[]
+  /** Frames from `<IDS|MSG>` on, forwarded to the engine unchanged (still signed by the client), packed. */
+  wire: PackedFrames
   header: Header
   /** `javascript`, `python`, ...: the task runs only on an engine of this language. */
   language: string
