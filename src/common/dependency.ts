@@ -47,7 +47,8 @@ export class Dependency {
 
   /** Reads the wire form; throws a TypeError naming what is wrong. */
   static fromWire(value: unknown): Dependency {
-    if (value === null || value === undefined) return new Dependency([])
+    // Most tasks have no dependency: they share one object (Dependency is never changed after construction).
+    if (value === null || value === undefined || (Array.isArray(value) && value.length === 0)) return NONE
     if (Array.isArray(value)) {
       if (!value.every((x) => typeof x === 'string')) throw new TypeError('a dependency list must hold msg id strings')
       return new Dependency(value)
@@ -85,3 +86,6 @@ export class Dependency {
     return this.all ? this.dependencies.some(bad) : this.dependencies.every(bad)
   }
 }
+
+/** The empty dependency (always met), shared. */
+const NONE = Object.freeze(new Dependency([]))

@@ -94,6 +94,9 @@ function fill(options: ControllerOptions): Filled {
   }
 }
 
+/** Most tasks may run anywhere: they share one empty target set. */
+const NO_TARGETS: ReadonlySet<string> = new Set()
+
 /** The scheme that is a native ZeroMQ device rather than a scheduler: no dependencies, targets or hwm. */
 export const PURE = 'pure'
 
@@ -452,7 +455,7 @@ export class Controller {
     const task: Task = {
       msgId: msg.header.msg_id, clientIdents: idents, wire, header: msg.header,
       language: typeof md.language === 'string' ? md.language : 'python',
-      targets: new Set(targets), retries, timeoutMs, priority, after, follow,
+      targets: targets.length === 0 ? NO_TARGETS : new Set(targets), retries, timeoutMs, priority, after, follow,
     }
     this.hub.taskSubmitted(task.msgId)
     this.scheduler?.submit(task)
