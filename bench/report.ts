@@ -105,11 +105,14 @@ export function markdown(r: Results): string {
   if (r.floor || r.stack || r.ipyparallel) {
     lines.push(`### Workloads (2 engines)`)
     lines.push('')
-    lines.push(`Latency: ${s.sequential} sequential applies of an echo function. Throughput: ${s.tasks.toLocaleString('en-US')} echo tasks submitted at once. Map: ${s.mapItems.toLocaleString('en-US')} items, chunksize ${s.chunksize}. Binary: a ${(s.bulkBytes / 1024 / 1024).toFixed(0)} MiB echo (Uint8Array from JS, bytes from Python), MB/s = 10^6 bytes per second of round trip. The floor row is raw zeromq through a JavaScript broker (100-byte messages; its "throughput" is pipelined messages/s). Ratios are this row's figure divided by the floor's and by ipyparallel's (\`ipcontroller\` + Python client + 2 ipengines) same figure: for latency lower is better, for the rest higher.`)
+    lines.push(`Latency: ${s.sequential} sequential applies of an echo function. Throughput: ${s.tasks.toLocaleString('en-US')} echo tasks submitted at once. Map: ${s.mapItems.toLocaleString('en-US')} items, chunksize ${s.chunksize}. Binary: a ${(s.bulkBytes / 1024 / 1024).toFixed(0)} MiB echo (Uint8Array from JS, bytes from Python), MB/s = 10^6 bytes per second of round trip. The floor row is raw zeromq through a JavaScript broker (one 100-byte frame per message; its "throughput" is pipelined messages/s); the second floor row sends 8 frames of an apply_request's sizes instead, since zeromq.js pays per frame. Ratios to the floor are to the first row. Ratios are this row's figure divided by the floor's and by ipyparallel's (\`ipcontroller\` + Python client + 2 ipengines) same figure: for latency lower is better, for the rest higher.`)
     lines.push('')
     lines.push('| Configuration | Latency median | p99 | Tasks/s | Map items/s | Binary MB/s |')
     lines.push('|---|---|---|---|---|---|')
-    if (floor) lines.push(`| floor: raw zeromq, JS broker | ${fmt(floor.latencyMedianMs, 3)} ms | ${fmt(floor.latencyP99Ms, 3)} ms | ${int(floor.pipelinedMsgsPerSec)} msgs/s | — | ${fmt(floor.bulkMBps, 0)} |`)
+    if (floor) {
+      lines.push(`| floor: raw zeromq, JS broker | ${fmt(floor.latencyMedianMs, 3)} ms | ${fmt(floor.latencyP99Ms, 3)} ms | ${int(floor.pipelinedMsgsPerSec)} msgs/s | — | ${fmt(floor.bulkMBps, 0)} |`)
+      lines.push(`| floor, messages shaped like an apply_request (8 frames) | ${fmt(floor.shapedLatencyMedianMs, 3)} ms | — | ${int(floor.shapedPipelinedMsgsPerSec)} msgs/s | — | — |`)
+    }
     for (const [name, measured] of Object.entries(r.stack ?? {})) lines.push(row(`JS stack: ${name}`, measured.median, floor, ipp))
     if (r.ipyparallel?.skipped) lines.push(`| ipyparallel | skipped: ${r.ipyparallel.skipped} | | | | |`)
     if (r.ipyparallel?.ipcontroller) lines.push(row('ipyparallel 7.1: Python client, ipcontroller, ipengines', ipp, floor, ipp))
