@@ -4,15 +4,17 @@
  */
 import type { Config, Sizes } from './lib/config.js'
 import type { Machine } from './lib/machine.js'
-import { ratio } from './lib/stats.js'
+import { median, ratio } from './lib/stats.js'
 import type { FloorFigures } from './floor.js'
 import type { IppConfig } from './ipyparallel.js'
-import type { MemoryFigures } from './memory.js'
+import type { AfterGc, MemoryFigures } from './memory.js'
 import type { StackFigures } from './stack.js'
 import type { StormController, StormFigures } from './storm.js'
 
 export interface Measured<F> {
-  runs: F[]
+  /** One entry per run, aligned across configurations (null: that run failed). */
+  runs: (F | null)[]
+  /** The median of each figure over the runs. */
   median: Partial<F>
 }
 
@@ -48,6 +50,20 @@ export interface Results {
   errors: { section: string; config: string; message: string }[]
 }
 
+/**
+ * The median over runs of a figure of `a` divided by a figure of `b` from the same run: on a shared machine
+ * the two sides of a ratio drift together within a run, not across runs.
+ */
+export function paired<A, B>(a: Measured<A> | undefined, aKey: keyof A, b: Measured<B> | undefined, bKey: keyof B): number | undefined {
+  if (!a || !b) return undefined
+  const ratios: number[] = []
+  for (let i = 0; i < Math.min(a.runs.length, b.runs.length); i++) {
+    const r = ratio(a.runs[i]?.[aKey] as number | undefined, b.runs[i]?.[bKey] as number | undefined)
+    if (r !== undefined) ratios.push(r)
+  }
+  return ratios.length > 0 ? median(ratios) : undefined
+}
+
 const x = (r: number | undefined, digits = 2): string => (r === undefined ? '—' : `${r.toFixed(digits)}×`)
 const fmt = (v: number | undefined, digits: number): string => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits))
 const int = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '—' : Math.round(v).toLocaleString('en-US'))
@@ -59,22 +75,22 @@ function judge(id: string, goal: string, measured: number | undefined, ok: (v: n
 
 /** The issue's targets, judged on the leastload configurations (the default scheme). */
 export function judgeTargets(r: Results): Target[] {
-  const floor = r.floor?.median
-  const hwm1 = r.stack?.['leastload hwm=1']?.median
-  const hwm0 = r.stack?.['leastload hwm=0']?.median
-  const ipp = r.ipyparallel?.ipcontroller?.median
-  const pyOurs = r.ipyparallel?.['our controller']?.median
+  const floor = r.floor
+  const hwm1 = r.stack?.['leastload hwm=1']
+  const hwm0 = r.stack?.['leastload hwm=0']
+  const ipp = r.ipyparallel?.ipcontroller
+  const pyOurs = r.ipyparallel?.['our controller']
   const mem = r.memory
   const storm = r.storm?.ours
   return [
-    judge('throughput-hwm1', 'JS stack, hwm 1: throughput ≥ 30× ipyparallel', ratio(hwm1?.tasksPerSec, ipp?.tasksPerSec), (v) => v >= 30, (v) => x(v, 1)),
-    judge('throughput-hwm0', 'JS stack, hwm 0: throughput ≥ 0.5× the pipelined floor', ratio(hwm0?.tasksPerSec, floor?.pipelinedMsgsPerSec), (v) => v >= 0.5, (v) => x(v)),
-    judge('latency-floor', 'JS stack: median sequential apply ≤ 2× the floor round trip', ratio(hwm1?.latencyMedianMs, floor?.latencyMedianMs), (v) => v <= 2, (v) => x(v)),
-    judge('latency-ipyparallel', 'JS stack: median sequential apply ≥ 7× better than ipyparallel', ratio(ipp?.latencyMedianMs, hwm1?.latencyMedianMs), (v) => v >= 7, (v) => `${x(v, 1)} better`),
-    judge('map', 'JS stack: map of 100,000 items ≥ 3× ipyparallel', ratio(hwm1?.mapItemsPerSec, ipp?.mapItemsPerSec), (v) => v >= 3, (v) => x(v)),
-    judge('bulk', 'JS stack: 64 MiB echo ≥ 0.8× the floor', ratio(hwm1?.bulkMBps, floor?.bulkMBps), (v) => v >= 0.8, (v) => x(v)),
-    judge('python-throughput', 'Python client + ipengines: our controller ≥ 3× the throughput of ipcontroller', ratio(pyOurs?.tasksPerSec, ipp?.tasksPerSec), (v) => v >= 3, (v) => x(v)),
-    judge('python-latency', 'Python client + ipengines: our controller ≤ 1/3 the latency of ipcontroller', ratio(pyOurs?.latencyMedianMs, ipp?.latencyMedianMs), (v) => v <= 1 / 3, (v) => x(v)),
+    judge('throughput-hwm1', 'JS stack, hwm 1: throughput ≥ 30× ipyparallel', paired(hwm1, 'tasksPerSec', ipp, 'tasksPerSec'), (v) => v >= 30, (v) => x(v, 1)),
+    judge('throughput-hwm0', 'JS stack, hwm 0: throughput ≥ 0.5× the pipelined floor', paired(hwm0, 'tasksPerSec', floor, 'pipelinedMsgsPerSec'), (v) => v >= 0.5, (v) => x(v)),
+    judge('latency-floor', 'JS stack: median sequential apply ≤ 2× the floor round trip', paired(hwm1, 'latencyMedianMs', floor, 'latencyMedianMs'), (v) => v <= 2, (v) => x(v)),
+    judge('latency-ipyparallel', 'JS stack: median sequential apply ≥ 7× better than ipyparallel', paired(ipp, 'latencyMedianMs', hwm1, 'latencyMedianMs'), (v) => v >= 7, (v) => `${x(v, 1)} better`),
+    judge('map', 'JS stack: map of 100,000 items ≥ 3× ipyparallel', paired(hwm1, 'mapItemsPerSec', ipp, 'mapItemsPerSec'), (v) => v >= 3, (v) => x(v)),
+    judge('bulk', 'JS stack: 64 MiB echo ≥ 0.8× the floor', paired(hwm1, 'bulkMBps', floor, 'bulkMBps'), (v) => v >= 0.8, (v) => x(v)),
+    judge('python-throughput', 'Python client + ipengines: our controller ≥ 3× the throughput of ipcontroller', paired(pyOurs, 'tasksPerSec', ipp, 'tasksPerSec'), (v) => v >= 3, (v) => x(v)),
+    judge('python-latency', 'Python client + ipengines: our controller ≤ 1/3 the latency of ipcontroller', paired(pyOurs, 'latencyMedianMs', ipp, 'latencyMedianMs'), (v) => v <= 1 / 3, (v) => x(v)),
     judge('memory-per-task', 'Controller RSS < 2 KB per queued small task', mem?.perQueuedTaskBytes, (v) => v < 2048, (v) => `${int(v)} B/task`),
     judge('memory-after-purge', 'Controller RSS back within 10% of idle after the tasks finish and are purged', mem?.purgedBytes == null ? undefined : ratio(mem.purgedBytes, mem.idleBytes), (v) => v <= 1.1, (v) => `${x(v)} idle`,
       mem === undefined ? '' : mem.purgedBytes === null ? `purge not available; after finishing ${x(ratio(mem.finishedBytes, mem.idleBytes))} idle` : `after finishing, before purge: ${x(ratio(mem.finishedBytes, mem.idleBytes))} idle`),
@@ -83,14 +99,15 @@ export function judgeTargets(r: Results): Target[] {
   ]
 }
 
-/** One row of the workload table: a figure with its ratios to the floor and to ipyparallel. */
-function row(name: string, f: Partial<StackFigures> | undefined, floor: Partial<FloorFigures> | undefined, ipp: Partial<StackFigures> | undefined): string {
-  if (!f) return `| ${name} | — | — | — | — | — |`
-  const lat = `${fmt(f.latencyMedianMs, 3)} ms (${x(ratio(f.latencyMedianMs, floor?.latencyMedianMs))} floor, ${x(ratio(f.latencyMedianMs, ipp?.latencyMedianMs))} ipp)`
-  const p99 = `${fmt(f.latencyP99Ms, 3)} ms (${x(ratio(f.latencyP99Ms, floor?.latencyP99Ms))}, ${x(ratio(f.latencyP99Ms, ipp?.latencyP99Ms))})`
-  const tput = `${int(f.tasksPerSec)} (${x(ratio(f.tasksPerSec, floor?.pipelinedMsgsPerSec))} floor, ${x(ratio(f.tasksPerSec, ipp?.tasksPerSec), 1)} ipp)`
-  const map = `${int(f.mapItemsPerSec)} (${x(ratio(f.mapItemsPerSec, ipp?.mapItemsPerSec))} ipp)`
-  const bulk = `${fmt(f.bulkMBps, 0)} (${x(ratio(f.bulkMBps, floor?.bulkMBps))} floor, ${x(ratio(f.bulkMBps, ipp?.bulkMBps))} ipp)`
+/** One row of the workload table: each median with its ratios (paired by run) to the floor and to ipyparallel. */
+function row(name: string, m: Measured<Partial<StackFigures>> | undefined, floor: Measured<FloorFigures> | undefined, ipp: Measured<Partial<StackFigures>> | undefined): string {
+  const f = m?.median
+  if (!m || !f) return `| ${name} | — | — | — | — | — |`
+  const lat = `${fmt(f.latencyMedianMs, 3)} ms (${x(paired(m, 'latencyMedianMs', floor, 'latencyMedianMs'))} floor, ${x(paired(m, 'latencyMedianMs', ipp, 'latencyMedianMs'))} ipp)`
+  const p99 = `${fmt(f.latencyP99Ms, 3)} ms (${x(paired(m, 'latencyP99Ms', floor, 'latencyP99Ms'))}, ${x(paired(m, 'latencyP99Ms', ipp, 'latencyP99Ms'))})`
+  const tput = `${int(f.tasksPerSec)} (${x(paired(m, 'tasksPerSec', floor, 'pipelinedMsgsPerSec'))} floor, ${x(paired(m, 'tasksPerSec', ipp, 'tasksPerSec'), 1)} ipp)`
+  const map = `${int(f.mapItemsPerSec)} (${x(paired(m, 'mapItemsPerSec', ipp, 'mapItemsPerSec'))} ipp)`
+  const bulk = `${fmt(f.bulkMBps, 0)} (${x(paired(m, 'bulkMBps', floor, 'bulkMBps'))} floor, ${x(paired(m, 'bulkMBps', ipp, 'bulkMBps'))} ipp)`
   return `| ${name} | ${lat} | ${p99} | ${tput} | ${map} | ${bulk} |`
 }
 
@@ -98,14 +115,14 @@ export function markdown(r: Results): string {
   const m = r.meta
   const s = m.sizes
   const floor = r.floor?.median
-  const ipp = r.ipyparallel?.ipcontroller?.median
+  const ipp = r.ipyparallel?.ipcontroller
   const lines: string[] = []
   lines.push(`Measured ${m.date} (${m.mode} run, median of ${s.runs} run${s.runs === 1 ? '' : 's'}, ${Math.round(m.durationSeconds)} s) on ${m.machine.cpu}, ${m.machine.cores} cores, ${m.machine.os}; Node ${m.machine.node}, zeromq.js ${m.machine.zeromqJs} (libzmq ${m.machine.libzmq}), ipyparallel ${m.machine.ipyparallel}. 1-minute load average ${fmt(m.load1AtStart, 2)} at the start, ${fmt(m.load1AtEnd, 2)} at the end (the machine is shared).`)
   lines.push('')
   if (r.floor || r.stack || r.ipyparallel) {
     lines.push(`### Workloads (2 engines)`)
     lines.push('')
-    lines.push(`Latency: ${s.sequential} sequential applies of an echo function. Throughput: ${s.tasks.toLocaleString('en-US')} echo tasks submitted at once. Map: ${s.mapItems.toLocaleString('en-US')} items, chunksize ${s.chunksize}. Binary: a ${(s.bulkBytes / 1024 / 1024).toFixed(0)} MiB echo (Uint8Array from JS, bytes from Python), MB/s = 10^6 bytes per second of round trip. The floor row is raw zeromq through a JavaScript broker (one 100-byte frame per message; its "throughput" is pipelined messages/s); the second floor row sends 8 frames of an apply_request's sizes instead, since zeromq.js pays per frame. Ratios to the floor are to the first row. Ratios are this row's figure divided by the floor's and by ipyparallel's (\`ipcontroller\` + Python client + 2 ipengines) same figure: for latency lower is better, for the rest higher.`)
+    lines.push(`Latency: ${s.sequential} sequential applies of an echo function. Throughput: ${s.tasks.toLocaleString('en-US')} echo tasks submitted at once. Map: ${s.mapItems.toLocaleString('en-US')} items, chunksize ${s.chunksize}. Binary: a ${(s.bulkBytes / 1024 / 1024).toFixed(0)} MiB echo (Uint8Array from JS, bytes from Python), MB/s = 10^6 bytes per second of round trip. The floor row is raw zeromq through a JavaScript broker (one 100-byte frame per message; its "throughput" is pipelined messages/s); the second floor row sends 8 frames of an apply_request's sizes instead, since zeromq.js pays per frame. Ratios are this row's figure divided by the same figure of the floor (first row) and of ipyparallel (\`ipcontroller\` + Python client + 2 ipengines), taken within each run and then the median over runs: for latency lower is better, for the rest higher.`)
     lines.push('')
     lines.push('| Configuration | Latency median | p99 | Tasks/s | Map items/s | Binary MB/s |')
     lines.push('|---|---|---|---|---|---|')
@@ -113,21 +130,30 @@ export function markdown(r: Results): string {
       lines.push(`| floor: raw zeromq, JS broker | ${fmt(floor.latencyMedianMs, 3)} ms | ${fmt(floor.latencyP99Ms, 3)} ms | ${int(floor.pipelinedMsgsPerSec)} msgs/s | — | ${fmt(floor.bulkMBps, 0)} |`)
       lines.push(`| floor, messages shaped like an apply_request (8 frames) | ${fmt(floor.shapedLatencyMedianMs, 3)} ms | — | ${int(floor.shapedPipelinedMsgsPerSec)} msgs/s | — | — |`)
     }
-    for (const [name, measured] of Object.entries(r.stack ?? {})) lines.push(row(`JS stack: ${name}`, measured.median, floor, ipp))
+    for (const [name, measured] of Object.entries(r.stack ?? {})) lines.push(row(`JS stack: ${name}`, measured, r.floor, ipp))
     if (r.ipyparallel?.skipped) lines.push(`| ipyparallel | skipped: ${r.ipyparallel.skipped} | | | | |`)
-    if (r.ipyparallel?.ipcontroller) lines.push(row('ipyparallel 7.1: Python client, ipcontroller, ipengines', ipp, floor, ipp))
-    if (r.ipyparallel?.['our controller']) lines.push(row('Python client, **our controller** (leastload hwm=1), ipengines', r.ipyparallel['our controller'].median, floor, ipp))
+    if (r.ipyparallel?.ipcontroller) lines.push(row('ipyparallel 7.1: Python client, ipcontroller, ipengines', ipp, r.floor, ipp))
+    if (r.ipyparallel?.['our controller']) lines.push(row('Python client, **our controller** (leastload hwm=1), ipengines', r.ipyparallel['our controller'], r.floor, ipp))
     lines.push('')
   }
   if (r.memory) {
     const mem = r.memory
     lines.push('### Controller memory (RSS)')
     lines.push('')
-    lines.push(`${mem.tasks.toLocaleString('en-US')} small echo tasks queued with no engine registered, then run by 2 engines (leastload, hwm 0). Each figure is the lowest RSS over 3 s of idleness.`)
+    lines.push(`${mem.tasks.toLocaleString('en-US')} small echo tasks queued with no engine registered, then run by 2 engines (leastload, hwm 0). RSS is the lowest over 3 s of idleness; then the controller is made to run a full GC (a preloaded probe, bench/lib/memory-probe.ts) and reports its own figures.`)
     lines.push('')
-    lines.push('| Idle | Queued | Per queued task | After they ran | After purge | Peak |')
-    lines.push('|---|---|---|---|---|---|')
-    lines.push(`| ${mib(mem.idleBytes)} | ${mib(mem.queuedBytes)} | ${int(mem.perQueuedTaskBytes)} B | ${mib(mem.finishedBytes)} (${x(ratio(mem.finishedBytes, mem.idleBytes))} idle) | ${mem.purgedBytes === null ? mem.purge : `${mib(mem.purgedBytes)} (${x(ratio(mem.purgedBytes, mem.idleBytes))} idle)`} | ${mib(mem.peakBytes)} |`)
+    lines.push('| Moment | RSS | RSS after a forced GC | V8 heap held / used after GC | External (Buffers, zeromq) after GC |')
+    lines.push('|---|---|---|---|---|')
+    const moment = (name: string, rss: number | null, gc: AfterGc | null): void => {
+      lines.push(`| ${name} | ${mib(rss)}${rss !== null && name !== 'idle' ? ` (${x(ratio(rss, mem.idleBytes))} idle)` : ''} | ${mib(gc?.rss)} | ${mib(gc?.heapTotal)} / ${mib(gc?.heapUsed)} | ${mib(gc?.external)} |`)
+    }
+    moment('idle', mem.idleBytes, mem.afterGc.idle)
+    moment(`${mem.tasks.toLocaleString('en-US')} tasks queued`, mem.queuedBytes, mem.afterGc.queued)
+    moment('after they ran', mem.finishedBytes, mem.afterGc.finished)
+    if (mem.purgedBytes === null) lines.push(`| after purge | ${mem.purge} | | | |`)
+    else moment('after purgeResults', mem.purgedBytes, mem.afterGc.purged)
+    lines.push('')
+    lines.push(`Per queued task: ${int(mem.perQueuedTaskBytes)} B of RSS (${int((mem.afterGc.queued.rss - mem.afterGc.idle.rss) / mem.tasks)} B after GC). Peak RSS ${mib(mem.peakBytes)}. Submitting took ${fmt(mem.submitSeconds, 1)} s, running ${fmt(mem.runSeconds, 1)} s.`)
     lines.push('')
   }
   if (r.storm) {

@@ -71,25 +71,31 @@ async function main(): Promise<void> {
       return undefined
     }
   }
-  const collect = <F>(into: Record<string, F[]>, name: string, figures: F | undefined): void => {
-    if (figures) (into[name] ??= []).push(figures)
+  /** Runs stay aligned by index (null for a failed one), so that ratios pair figures of the same run. */
+  const collect = <F>(into: Record<string, (F | null)[]>, name: string, figures: F | undefined, run: number): void => {
+    const runs = (into[name] ??= [])
+    while (runs.length < run - 1) runs.push(null)
+    runs.push(figures ?? null)
   }
 
-  const floorRuns: Record<string, Awaited<ReturnType<typeof measureFloor>>[]> = {}
-  const stackRuns: Record<string, Awaited<ReturnType<typeof measureStack>>[]> = {}
-  const ippRuns: Record<string, Awaited<ReturnType<typeof measureIpyparallel>>[]> = {}
+  const floorRuns: Record<string, (Awaited<ReturnType<typeof measureFloor>> | null)[]> = {}
+  const stackRuns: Record<string, (Awaited<ReturnType<typeof measureStack>> | null)[]> = {}
+  const ippRuns: Record<string, (Awaited<ReturnType<typeof measureIpyparallel>> | null)[]> = {}
   const repeated = has('floor') || has('stack') || has('ipyparallel')
   for (let run = 1; repeated && run <= sizes.runs; run++) {
     log(`run ${run} of ${sizes.runs}`)
-    if (has('floor')) collect(floorRuns, 'floor', await attempt('floor', 'raw zeromq', (s) => measureFloor(s, sizes)))
+    if (has('floor')) collect(floorRuns, 'floor', await attempt('floor', 'raw zeromq', (s) => measureFloor(s, sizes)), run)
     if (has('stack')) {
-      for (const name of config.stackConfigs) collect(stackRuns, name, await attempt('stack', name, (s) => measureStack(s, name, sizes, config.cpuProfDir)))
+      for (const name of config.stackConfigs) collect(stackRuns, name, await attempt('stack', name, (s) => measureStack(s, name, sizes, config.cpuProfDir)), run)
     }
     if (has('ipyparallel') && !python) {
-      for (const name of IPP_CONFIGS) collect(ippRuns, name, await attempt('ipyparallel', name, (s) => measureIpyparallel(s, name, sizes)))
+      for (const name of IPP_CONFIGS) collect(ippRuns, name, await attempt('ipyparallel', name, (s) => measureIpyparallel(s, name, sizes)), run)
     }
   }
-  const summarise = <F extends object>(runs: F[]): Measured<F> => ({ runs, median: medianOf(runs as Partial<Record<string, number>>[]) as Partial<F> })
+  const summarise = <F extends object>(runs: (F | null)[]): Measured<F> => ({
+    runs,
+    median: medianOf(runs.filter((r): r is F => r !== null) as Partial<Record<string, number>>[]) as Partial<F>,
+  })
   if (floorRuns.floor) results.floor = summarise(floorRuns.floor)
   if (has('stack')) results.stack = Object.fromEntries(Object.entries(stackRuns).map(([k, v]) => [k, summarise(v)]))
   if (has('ipyparallel')) {

@@ -78,9 +78,9 @@ async function awaitConnectionFiles(proc: Proc, profileDir: string, what: string
 }
 
 /** Our controller (`bin/controller.js`) in a fresh profile directory on free loopback ports. */
-export async function startOurController(scope: Scope, args: string[] = [], nodeFlags: string[] = []): Promise<ControllerHandle> {
+export async function startOurController(scope: Scope, args: string[] = [], nodeFlags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ControllerHandle> {
   const profileDir = join(tempDir(scope, 'jsparallel-bench-'), 'profile_bench')
-  const proc = start(scope, process.execPath, [...nodeFlags, binPath('controller'), '--profile-dir', profileDir, '--log-level=warn', ...args])
+  const proc = start(scope, process.execPath, [...nodeFlags, binPath('controller'), '--profile-dir', profileDir, '--log-level=warn', ...args], { env })
   return awaitConnectionFiles(proc, profileDir, 'our controller')
 }
 
