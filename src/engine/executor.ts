@@ -69,8 +69,10 @@ export class Executor implements TaskRunner {
     return new Promise((resolve) => {
       this.running = { seq, onOutput, resolve }
       try {
-        // Received frames belong to this message alone, so their memory moves to the thread uncopied.
-        const { views, transfer } = packFrames(frames, () => true)
+        // Frames received from ZeroMQ cannot be transferred: a large one is memory zeromq.js lends to Node (postMessage
+        // then falls back to its structured clone, copying on both sides), and the small ones share one buffer
+        // (transport compactFrames). One copy into buffers of our own, transferred, is cheaper.
+        const { views, transfer } = packFrames(frames, () => false)
         const message: ToWorker = { type: 'run', seq, frames: views }
         this.worker.postMessage(message, transfer)
       } catch (e) {
