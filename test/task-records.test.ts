@@ -4,6 +4,16 @@ import { silentLogger } from '../src/common/log.js'
 import { startCluster } from './helpers/cluster.js'
 import { waitFor, type Teardown } from './helpers/processes.js'
 
+/**
+ * Waits until the controller holds a task of ours: the task and query channels are separate sockets, so a query
+ * sent right after a submission may overtake it.
+ */
+const untilInController = (client: Client): Promise<boolean> =>
+  waitFor(async () => {
+    const status = await client.queueStatus()
+    return status.unassigned + client.ids.reduce((n, id) => n + (status[id]?.tasks ?? 0), 0) > 0
+  }, 'the task to reach the controller')
+
 const anotherClient = async (t: Teardown, profileDir: string): Promise<Client> => {
   const other = await Client.connect({ profileDir, log: silentLogger })
   t.teardown(() => other.close())
@@ -41,6 +51,7 @@ t.test('getResult of a running task waits for it; resultStatus tells pending fro
   const { client } = await startCluster(t, 1)
   const lview = client.loadBalancedView()
   const slow = lview.apply(() => new Promise((r) => setTimeout(() => r('slow done'), 500)))
+  await untilInController(client)
   const status = await client.resultStatus(slow.msgIds)
   t.same(status, { pending: slow.msgIds, completed: [] })
   t.equal(await client.getResult(slow.msgIds[0] as string), 'slow done')
@@ -88,6 +99,7 @@ t.test('purgeResults forgets finished records, refuses running ones', async (t) 
   await client.purgeResults({ msgIds: done.msgIds.slice(0, 1) })
   t.same((await client.hubHistory()).length, 2)
   const running = lview.apply(() => new Promise((r) => setTimeout(r, 2000)))
+  await untilInController(client)
   await t.rejects(client.purgeResults({ msgIds: running }), { remoteName: 'IndexError', message: /msg pending/ })
   await client.purgeResults({ msgIds: 'all' })
   t.same(await client.hubHistory(), running.msgIds, 'only the running task is left')
@@ -121,6 +133,7 @@ t.test('resubmit runs a failed task again and an in-flight one a second time, as
   t.type(record?.resubmitted, 'string', 'the original record names its resubmission')
 
   const inflight = lview.apply((x: number) => new Promise((r) => setTimeout(() => r(x), 300)), 7)
+  await untilInController(client)
   const twice = client.resubmit(inflight)
   t.same(await twice, [7])
   t.equal(await inflight, 7, 'the original completes too')
