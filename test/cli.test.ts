@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import { Client } from '../src/index.js'
@@ -76,4 +77,69 @@ t.test('bad command-line values are refused naming the option', async (t) => {
   const engine = startProcess(t, process.execPath, [binPath('engine'), '--profile-dir', tempDir(t), '--timeout', '1'])
   t.not((await engine.exited).code, 0)
   t.match(engine.output(), /ipcontroller-engine\.json/)
+})
+
+/** `count` consecutive loopback ports that are free now (checked by binding them), starting somewhere random. */
+async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000)
+    const servers: Server[] = []
+    try {
+      for (let p = base; p < base + count; p++) {
+        const server = createServer()
+        servers.push(server)
+        await new Promise<void>((resolve, reject) => server.once('error', reject).listen(p, '127.0.0.1', resolve))
+      }
+      return base
+    } catch {
+      // taken: try another range
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+    }
+  }
+  throw new Error(`no ${count} consecutive free ports found`)
+}
+
+t.test('started as ipyparallel starts ipcontroller: profile in $IPYTHONDIR, foreign options tolerated, SIGTERM ends it', async (t) => {
+  const ipythonDir = tempDir(t)
+  const proc = startProcess(t, process.execPath, [
+    binPath('controller'), '--profile=iptest', '--log-level=10', '--ping=250', '--dictdb', '--usethreads', '--IPController.broadcast_scheduler_depth=2',
+  ], { env: { IPYTHONDIR: ipythonDir } })
+  const profile = join(ipythonDir, 'profile_iptest')
+  const clientFile = join(profile, 'security', 'ipcontroller-client.json')
+  await waitFor(() => existsSync(clientFile) || proc.child.exitCode !== null, 'the client connection file')
+  t.equal(proc.child.exitCode, null, 'running')
+  t.equal(statSync(join(profile, 'security')).mode & 0o777, 0o700, 'security/ is 0700')
+  t.equal(statSync(join(profile, 'pid')).mode & 0o777, 0o700, 'pid/ is 0700')
+  t.ok(existsSync(join(profile, 'log')) && existsSync(join(profile, 'startup')), 'log/ and startup/ made')
+  t.match(proc.output(), /ignoring option --IPController\.broadcast_scheduler_depth=2/, 'a foreign trait is named in a warning')
+  t.notMatch(proc.output(), /ignoring option --usethreads/, 'a known ipyparallel flag with no meaning here is accepted quietly')
+  const started = performance.now()
+  proc.child.kill('SIGTERM')
+  const { code } = await proc.exited
+  t.equal(code, 0)
+  t.ok(performance.now() - started < 3000, `exited within 3 s of SIGTERM (${Math.round(performance.now() - started)} ms)`)
+  t.notOk(existsSync(clientFile), 'connection files removed')
+})
+
+t.test('--cluster-id with no value is the empty id; --ports chooses the ports bound', async (t) => {
+  const base = await freePortRange(16)
+  const profileDir = join(tempDir(t), 'profile_x')
+  const proc = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', profileDir, '--cluster-id', `--ports=${base}-${base + 7},${base + 8}-${base + 15}`])
+  const clientFile = join(profileDir, 'security', 'ipcontroller-client.json')
+  const engineFile = join(profileDir, 'security', 'ipcontroller-engine.json')
+  await waitFor(() => (existsSync(clientFile) && existsSync(engineFile)) || proc.child.exitCode !== null, 'connection files without a cluster id in their names')
+  const client = JSON.parse(readFileSync(clientFile, 'utf8')) as Record<string, unknown>
+  const engine = JSON.parse(readFileSync(engineFile, 'utf8')) as Record<string, unknown>
+  t.equal(client.registration, base, 'registration takes the first port')
+  const bound = new Set([client, engine].flatMap((info) => Object.entries(info)
+    .filter(([k]) => !['interface', 'location', 'key', 'ssh', 'pack', 'unpack', 'signature_scheme', 'task_scheme', 'curve_serverkey'].includes(k))
+    .flatMap(([, v]) => (Array.isArray(v) ? v : [v]) as number[])))
+  t.ok([...bound].every((p) => p >= base && p < base + 16), `every port from the list: ${[...bound].join(',')}`)
+  const c = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => c.close())
+  t.same(await c.queueStatus(), { unassigned: 0 }, 'the controller answers on them')
+  const bad = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', tempDir(t), '--ports=10-5'])
+  t.not((await bad.exited).code, 0)
+  t.match(bad.output(), /--ports: '10-5' is not a port/)
 })

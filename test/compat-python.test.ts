@@ -70,27 +70,46 @@ print(${JSON.stringify(MARK)} + json.dumps({"ids": rc.ids, "apply": applied, "ma
   t.same(result, { ids: [0], apply: 3, map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81], unassigned: 0 })
 })
 
-t.test('broadcast views of the stock client get a clear error at once, coalescing or not (not yet supported)', async (t) => {
+t.test('broadcast views of the stock client, coalescing and not, reach every target engine once', async (t) => {
   requireIpyparallel()
   const c = await startController(t)
-  startPythonEngine(t, c.profileDir)
+  const engines = [startPythonEngine(t, c.profileDir), startPythonEngine(t, c.profileDir), startPythonEngine(t, c.profileDir)]
   const result = await runPython(t, `
-import json, sys
+import json, os, sys
 import ipyparallel as ipp
 rc = ipp.Client(profile_dir=sys.argv[1])
-rc.wait_for_engines(1, timeout=60)
-out = {}
+rc.wait_for_engines(3, timeout=60)
+ids = sorted(rc.ids)
+out = {"ids": ids, "pid_of": [rc[i].apply_sync(os.getpid) for i in ids]}
 for coalescing in (False, True):
+    view = rc.broadcast_view(is_coalescing=coalescing)
+    ar = view.apply_async(os.getpid)
+    out[f"pids_{coalescing}"] = ar.get(timeout=60)
+    out[f"engines_{coalescing}"] = ar.engine_id
+    # a subset, in an order that is not the engines' own
+    sub = rc.broadcast_view([ids[2], ids[0]], is_coalescing=coalescing)
+    out[f"sub_{coalescing}"] = sub.apply_sync(os.getpid)
     try:
-        rc.broadcast_view(is_coalescing=coalescing).apply_async(lambda: 1).get(timeout=20)
-        out[str(coalescing)] = "no error"
+        view.apply_sync(lambda: 1 / 0)
+        out[f"error_{coalescing}"] = "no error"
     except Exception as e:
-        out[str(coalescing)] = str(e)
+        out[f"error_{coalescing}"] = type(e).__name__ + ": " + str(e)
+    out[f"push_pull_{coalescing}"] = (view.push({"a": 5}, block=True), view.pull("a", block=True))[1]
+status = rc.queue_status()
 rc.close()
-print(${JSON.stringify(MARK)} + json.dumps(out))
-`, [c.profileDir]) as Record<string, string>
-  t.match(result.False, /NotImplementedError.*broadcast/s)
-  t.match(result.True, /NotImplementedError.*broadcast/s)
+print(${JSON.stringify(MARK)} + json.dumps({**out, "unassigned": status["unassigned"]}))
+`, [c.profileDir]) as Record<string, unknown>
+  const ids = result.ids as number[]
+  const pids = result.pid_of as number[]
+  t.same([...pids].sort(), engines.map((e) => e.pid).sort(), 'the three ipengines')
+  for (const coalescing of ['False', 'True']) {
+    t.same(result[`engines_${coalescing}`], ids, `${coalescing}: one reply from every engine, in target order`)
+    t.same(result[`pids_${coalescing}`], pids, `${coalescing}: each result came from its engine`)
+    t.same(result[`sub_${coalescing}`], [pids[2], pids[0]], `${coalescing}: a subset in the order asked`)
+    t.match(result[`error_${coalescing}`], /ZeroDivisionError/, `${coalescing}: an engine's error reaches the client`)
+    t.same(result[`push_pull_${coalescing}`], [5, 5, 5], `${coalescing}: push then pull`)
+  }
+  t.equal(result.unassigned, 0)
 })
 
 t.test('a mixed cluster: JavaScript tasks run only on our engine, Python tasks only on ipengine', async (t) => {

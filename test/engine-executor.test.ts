@@ -63,7 +63,7 @@ t.test('console output reaches the listener formatted, tagged by stream', async 
 t.test('global and module descriptors resolve', async (t) => {
   const { ex } = executor(t)
   t.equal(value(await ex.run(encodeApply({ kind: 'global', path: 'Math.max' }, [1, 9, 3]), () => {})), 9)
-  const url = new URL('../src/engine/replies.js', import.meta.url).href
+  const url = new URL('../src/protocol/messages.js', import.meta.url).href
   t.equal(value(await ex.run(encodeApply({ kind: 'module', module: url, export: 'replyTypeOf' }, ['abort_request']), () => {})), 'abort_reply')
 })
 

@@ -9,6 +9,7 @@ interface ControllerFlags extends ProfileFlags {
   ip: string
   location?: string
   port?: number
+  ports: number[]
   ping: number
   scheme: string
   hwm: number
@@ -22,7 +23,7 @@ interface ControllerFlags extends ProfileFlags {
 }
 
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
-const tolerated = ['--mongodb', '--usethreads', '--log-to-file', '--debug', '--ports', '--transport', '--secure', '--no-secure']
+const tolerated = ['--mongodb', '--usethreads', '--log-to-file', '--debug', '--transport', '--secure', '--no-secure']
 
 export function controllerCommand(): Command {
   const command = new Command('controller')
@@ -30,6 +31,7 @@ export function controllerCommand(): Command {
     .option('--ip <address>', 'address to bind', '127.0.0.1')
     .option('--location <host>', 'host name written into the connection files')
     .option('--port <port>', 'registration port (default: a free one)', intOption('--port', 1))
+    .option('--ports <list>', 'ports to bind, in order, e.g. 10101-10116 or 10101,10105-10110 (free ones after that)', portList, [] as number[])
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10), 3000)
     .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`).default('leastload'))
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0), 1)
@@ -41,6 +43,19 @@ export function controllerCommand(): Command {
     .option('--restore', 'take over from a controller that died: implies --reuse; its engines and (with sqlite) task records come back')
     .option('--plugin <module>', 'a module whose default export is { name: scheme } to add schemes (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   return addProfileOptions(command)
+}
+
+/** ipyparallel's port list: comma-separated ports and inclusive ranges; repeating the option adds to the list. */
+export function portList(value: string, earlier: number[]): number[] {
+  const ports = value.split(',').flatMap((part) => {
+    const [start, end] = part.split('-').map((x) => Number(x.trim()))
+    const valid = (n: number | undefined): n is number => n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535
+    if (!valid(start) || (end !== undefined && (!valid(end) || end < start)) || part.split('-').length > 2) {
+      throw new Error(`--ports: '${part}' is not a port (1-65535) or a range like 10101-10120`)
+    }
+    return end === undefined ? [start] : Array.from({ length: end - start + 1 }, (_, i) => start + i)
+  })
+  return [...earlier, ...ports]
 }
 
 /** The task store the flags ask for; --db wins over ipyparallel's spellings. */
@@ -68,6 +83,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     ip: flags.ip,
     location: flags.location,
     registrationPort: flags.port,
+    ports: flags.ports,
     pingMs: flags.ping,
     scheme: flags.scheme,
     hwm: flags.hwm,

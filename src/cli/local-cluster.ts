@@ -104,8 +104,8 @@ export class LocalCluster {
     const notifications = createSubscriber()
     const query = createDealer()
     this.sockets.push(notifications, query)
-    notifications.connect(channelUrl(info.interface, info.notification))
-    query.connect(channelUrl(info.interface, info.registration))
+    notifications.connect(channelUrl(info.interface, info.notification, info.location))
+    query.connect(channelUrl(info.interface, info.registration, info.location))
     this.outbox = new Outbox(query, (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`))
     const session = this.session
     void receiveLoop(notifications, (frames) => {

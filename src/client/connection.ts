@@ -78,12 +78,12 @@ export class Connection {
     const onSendError = (channel: Channel) => (error: unknown) => this.log.warn(`${channel}: send failed: ${String(error)}`)
     this.outboxes = {} as Record<Channel, Outbox>
     for (const channel of Object.keys(ports) as Channel[]) {
-      this.dealers[channel].connect(channelUrl(info.interface, ports[channel]))
+      this.dealers[channel].connect(channelUrl(info.interface, ports[channel], info.location))
       this.outboxes[channel] = new Outbox(this.dealers[channel], onSendError(channel))
     }
     this.subs = { notification: createSubscriber(), iopub: createSubscriber() }
-    this.subs.notification.connect(channelUrl(info.interface, info.notification))
-    this.subs.iopub.connect(channelUrl(info.interface, info.iopub))
+    this.subs.notification.connect(channelUrl(info.interface, info.notification, info.location))
+    this.subs.iopub.connect(channelUrl(info.interface, info.iopub, info.location))
     this.listen(this.dealers.query, 'query', (f) => this.onReply(f))
     this.listen(this.dealers.control, 'control', (f) => this.onReply(f))
     this.listen(this.dealers.task, 'task', (f) => this.onTaskReply(f))

@@ -9,7 +9,7 @@ import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import { PROTOCOL_VERSION, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
+import { PROTOCOL_VERSION, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
 import { PackedFrames } from '../protocol/frames.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
@@ -18,6 +18,7 @@ import {
   Outbox, bindPort, closeAll, createDealer, createProxy, createPublisher, createRouter, createSubscriber, receiveLoop,
   type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
 } from '../transport/sockets.js'
+import { BroadcastRelay } from './broadcast.js'
 import { HeartMonitor } from './heart-monitor.js'
 import { Hub, type SavedEngines } from './hub.js'
 import { openTaskStore, type TaskRecord, type TaskStore } from './store/index.js'
@@ -44,6 +45,8 @@ export interface ControllerOptions {
   key?: string
   /** Registration port (`--port`); default a free one. */
   registrationPort?: number
+  /** Ports to bind, taken in order (registration first, unless `registrationPort` names it); then free ones. */
+  ports?: number[]
   /** How long a registered engine has to show a heartbeat. Default max(30 s, 5 periods). */
   registrationTimeoutMs?: number
   /** How long to wait for late replies from a dead engine before failing its tasks. Default 1000 ms. */
@@ -84,6 +87,7 @@ function fill(options: ControllerOptions): Filled {
     hwm,
     key: options.key,
     registrationPort: options.registrationPort ?? 0,
+    ports: options.ports ?? [],
     registrationTimeoutMs: options.registrationTimeoutMs ?? Math.max(30_000, 5 * pingMs),
     strandedGraceMs: options.strandedGraceMs ?? 1000,
     db: options.db ?? 'memory',
@@ -101,7 +105,6 @@ const NO_TARGETS: ReadonlySet<string> = new Set()
 export const PURE = 'pure'
 
 /** The request types an engine answers, and the reply type for each. */
-const replyTypeOf = (requestType: string): string => requestType.replace(/_request$/, '_reply')
 
 /**
  * The controller: binds every channel, writes the connection files, and joins the hub, the heartbeat monitor,
@@ -124,6 +127,7 @@ export class Controller {
   /** The task scheduler; none with the `pure` scheme, whose tasks cross a native device instead. */
   private scheduler: TaskScheduler | undefined
   private records!: TaskRecords
+  private broadcast!: BroadcastRelay
   private proxy: { run(): Promise<void>; terminate(): void } | undefined
 
   private constructor(
@@ -150,10 +154,11 @@ export class Controller {
     let store: TaskStore | undefined
     try {
       // With --reuse each channel binds the port it had, so peers that keep reconnecting find it again.
-      const port = (sock: AnySocket, was: number | undefined): Promise<number> => bindPort(sock, iface, was ?? 0)
+      const pool = [...options.ports]
+      const port = (sock: AnySocket, was: number | undefined): Promise<number> => bindPort(sock, iface, was ?? pool.shift() ?? 0)
       const c = previous?.client
       const e = previous?.engine
-      const registration = await bindPort(s.registration, iface, options.registrationPort || c?.registration || 0)
+      const registration = await port(s.registration, options.registrationPort || c?.registration || undefined)
       const base = { ssh: '', interface: iface, registration, key, curve_serverkey: null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
       const clientInfo: ClientConnectionInfo = {
         ...base, control: await port(s.controlClient, c?.control), mux: await port(s.muxClient, c?.mux), task: await port(s.taskClient, c?.task),
@@ -317,6 +322,12 @@ export class Controller {
     const { key: _k, curve_serverkey: _c, location: _l, pack: _p, unpack: _u, signature_scheme: _s, ssh: _ssh, ...engineChannels } = this.engineInfo
     const reply = (idents: Buffer[], type: string, content: object, parent?: Header, buffers?: Buffer[]): void =>
       this.send(s.registration, this.session.serialize(this.session.msg(type, content, { parent: parent ?? {}, ...(buffers ? { buffers } : {}) }), idents))
+    this.broadcast = new BroadcastRelay(this.session, {
+      toEngine: (frames, undeliverable) => this.send(s.broadcastEngine, frames, undeliverable),
+      toClient: (frames) => this.send(s.broadcastClient, frames),
+      isConnected: (uuid) => this.hub.engineByUuid(uuid) !== undefined,
+      log,
+    })
     this.records = new TaskRecords(this.store, {
       reply,
       resubmit: (header, metadata, content, buffers) => {
@@ -337,6 +348,7 @@ export class Controller {
         this.scheduler?.removeEngine(engine.uuid)
         this.failOrphans(engine.uuid)
         this.failDirect(engine, directPending)
+        this.broadcast.engineLeft(engine.uuid)
       },
       shutdownRequested: () => setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
       setTimer, clearTimer, log,
@@ -381,20 +393,8 @@ export class Controller {
       this.send(s.iopubClient, frames)
       this.records.output(msg)
     })
-    this.loop(s.broadcastClient, 'broadcast', (frames) => {
-      const { idents, msg } = this.session.deserialize(frames)
-      const why = 'this controller does not run broadcast views yet; use a direct view'
-      const md = msg.metadata as { targets?: unknown; is_coalescing?: unknown }
-      const targets = Array.isArray(md.targets) ? md.targets.filter((x): x is [string, number] => Array.isArray(x) && typeof x[0] === 'string') : []
-      if (md.is_coalescing === true || targets.length === 0) {
-        this.replyError(s.broadcastClient, idents, msg.header, 'NotImplementedError', why, { is_broadcast: true, is_coalescing: true, original_msg_id: msg.header.msg_id, broadcast_targets: targets })
-        return
-      }
-      // ipyparallel's non-coalescing client waits for one reply per engine, keyed `<msg_id>_<engine uuid>`.
-      for (const [uuid] of targets) {
-        this.replyError(s.broadcastClient, idents, { ...msg.header, msg_id: `${msg.header.msg_id}_${uuid}` }, 'NotImplementedError', why, { is_broadcast: true, is_coalescing: false })
-      }
-    })
+    this.loop(s.broadcastClient, 'broadcast', (frames) => this.broadcast.submitted(frames))
+    this.loop(s.broadcastEngine, 'broadcast (engines)', (frames) => this.broadcast.replied(frames))
     this.monitor.beat()
     this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
   }

@@ -2,7 +2,7 @@ import { ConfigError, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import { createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
-import type { Header, Message } from '../protocol/messages.js'
+import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import {
   Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, receiveLoop,
@@ -12,7 +12,7 @@ import { Executor, type TaskRunner } from './executor.js'
 import { HeartbeatWatchdog } from './heartbeat.js'
 import { OutputBuffer } from './output.js'
 import { register, type Registration } from './registration.js'
-import { replyTypeOf, type EngineIdentity } from './replies.js'
+import type { EngineIdentity } from './replies.js'
 import { TaskQueue, type ShellRequest } from './task-queue.js'
 import { realTimers, type Timers } from './timers.js'
 import type { OutputStream } from './worker-protocol.js'
@@ -182,7 +182,7 @@ export class Engine {
     const outbox = new Outbox(registrar, (e) => log.warn(`registration: could not send: ${(e as Error).message}`))
     let registration: Registration
     try {
-      const url = channelUrl(info.interface, info.registration)
+      const url = channelUrl(info.interface, info.registration, info.location)
       log.info(`registering with the controller at ${url} as ${options.uuid}`)
       registrar.connect(url)
       registration = await register({
@@ -212,7 +212,7 @@ export class Engine {
   /** ipengine's `_complete_registration`: shell, control and IOPub first, the heart last. */
   private connect(registration: Registration): void {
     const info = this.options.connection
-    const url = (port: number): string => channelUrl(info.interface, port)
+    const url = (port: number): string => channelUrl(info.interface, port, info.location)
     this.shell.connect(url(info.mux))
     this.shell.connect(url(info.task))
     const broadcast = Array.isArray(info.broadcast) ? info.broadcast : []

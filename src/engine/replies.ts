@@ -10,10 +10,6 @@ export interface EngineIdentity {
 
 export type ReplyStatus = 'ok' | 'error' | 'aborted'
 
-/** `apply_request` → `apply_reply`; a type without the `_request` suffix gets `_reply` appended. */
-export function replyTypeOf(requestType: string): string {
-  return `${requestType.replace(/_request$/, '')}_reply`
-}
 
 /**
  * Metadata of a reply to a shell request: ipyparallel's `init_metadata` + `finish_metadata`. The broadcast

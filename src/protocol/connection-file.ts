@@ -1,5 +1,5 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs'
-import { homedir } from 'node:os'
+import { homedir, hostname, networkInterfaces } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { ConfigError } from '../common/errors.js'
 
@@ -105,8 +105,18 @@ export function checkConnectionInfo<T>(info: unknown, required: readonly (keyof 
 export const CLIENT_KEYS = ['interface', 'registration', 'control', 'mux', 'task', 'iopub', 'notification', 'key'] as const
 export const ENGINE_KEYS = ['interface', 'registration', 'control', 'mux', 'task', 'iopub', 'hb_ping', 'hb_pong', 'key'] as const
 
-/** `tcp://127.0.0.1` + port → `tcp://127.0.0.1:port`; ipc uses `-`. `0.0.0.0`/`*` become loopback. */
-export function channelUrl(iface: string, port: number): string {
-  const fixed = iface.replace('://0.0.0.0', '://127.0.0.1').replace('://*', '://127.0.0.1')
+/**
+ * `tcp://127.0.0.1` + port → `tcp://127.0.0.1:port`; ipc uses `-`. A wildcard interface (`0.0.0.0`, `*`) is not
+ * connectable: as in ipyparallel, the file's `location` is used instead when it names another machine, and
+ * loopback when it is empty or names this one.
+ */
+export function channelUrl(iface: string, port: number, location?: string | null): string {
+  const wildcard = /^(\w+):\/\/(0\.0\.0\.0|\*)$/.exec(iface)
+  const fixed = wildcard ? `${wildcard[1]}://${isThisMachine(location) ? '127.0.0.1' : location}` : iface
   return fixed.startsWith('ipc://') ? `${fixed}-${port}` : `${fixed}:${port}`
+}
+
+function isThisMachine(location: string | null | undefined): boolean {
+  if (!location || location === hostname() || location === 'localhost') return true
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === location))
 }
