@@ -112,45 +112,59 @@ print(${JSON.stringify(MARK)} + json.dumps({**out, "unassigned": status["unassig
   t.equal(result.unassigned, 0)
 })
 
-t.test('a mixed cluster: JavaScript tasks run only on our engine, Python tasks only on ipengine', async (t) => {
+t.test('a mixed cluster: 2 ipengines and 2 of ours, Python and JavaScript clients at once; each task on its language', async (t) => {
   requireIpyparallel()
   const c = await startController(t)
   const client = ourClient(t, c.profileDir)
   startEngine(t, c.profileDir)
-  await client.waitForEngines(1, { timeoutMs: 60_000 })
-  const [jsId] = client.ids
-  const python = startPythonEngine(t, c.profileDir)
+  startEngine(t, c.profileDir)
   await client.waitForEngines(2, { timeoutMs: 60_000 })
-  const pyId = client.ids.find((id) => id !== jsId)
-  t.not(pyId, undefined, 'two engine ids')
+  const jsIds = [...client.ids].sort()
+  const pythons = [startPythonEngine(t, c.profileDir), startPythonEngine(t, c.profileDir)]
+  await client.waitForEngines(4, { timeoutMs: 60_000 })
+  const pyIds = client.ids.filter((id) => !jsIds.includes(id)).sort()
 
   // Both languages' tasks are in flight together: each must still go only to an engine of its language.
-  const inputs = [...Array(20).keys()]
+  const inputs = [...Array(40).keys()]
   const jsMap = client.loadBalancedView().map(async (x: number) => {
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise((resolve) => setTimeout(resolve, 10))
     return x * 2
   }, inputs, { chunksize: 1 })
   const pyRun = runPython(t, `
-import json, os, sys
+import json, os, sys, time
 import ipyparallel as ipp
 rc = ipp.Client(profile_dir=sys.argv[1])
-rc.wait_for_engines(2, timeout=60)
+rc.wait_for_engines(4, timeout=60)
 view = rc.load_balanced_view()
-ars = [view.apply_async(os.getpid) for _ in range(10)]
+def work(x):
+    import os, time
+    time.sleep(0.01)
+    return x * 3, os.getpid()
+ars = [view.apply_async(work, i) for i in range(40)]
 out = []
 for ar in ars:
     try:
-        out.append({"ok": True, "pid": ar.get(timeout=60), "engine_id": ar.metadata["engine_id"]})
+        value, pid = ar.get(timeout=60)
+        out.append({"value": value, "pid": pid, "engine_id": ar.metadata["engine_id"]})
     except Exception as e:
-        out.append({"ok": False, "error": repr(e), "engine_id": ar.metadata["engine_id"]})
+        out.append({"error": repr(e), "engine_id": ar.metadata["engine_id"]})
+status = rc.queue_status()
 rc.close()
-print(${JSON.stringify(MARK)} + json.dumps(out))
-`, [c.profileDir])
+print(${JSON.stringify(MARK)} + json.dumps({"results": out, "engines": sorted(k for k in status if k != "unassigned")}))
+`, [c.profileDir]) as Promise<{ results: { value?: number; pid?: number; engine_id: number; error?: string }[]; engines: number[] }>
 
   t.same(await jsMap, inputs.map((x) => x * 2), 'every JavaScript result is right')
-  t.same(jsMap.metadata.map((m) => m.engineId), inputs.map(() => jsId), 'every JavaScript task ran on our engine')
-  const pyResults = await pyRun
-  t.same(pyResults, Array.from({ length: 10 }, () => ({ ok: true, pid: python.pid, engine_id: pyId })), 'every Python task ran on ipengine')
+  t.ok(jsMap.metadata.every((m) => jsIds.includes(m.engineId as number)), 'every JavaScript task ran on one of our engines')
+  const py = await pyRun
+  t.same(py.results.map((r) => r.value), inputs.map((x) => x * 3), 'every Python result is right')
+  t.ok(py.results.every((r) => pyIds.includes(r.engine_id) && pythons.some((p) => p.pid === r.pid)), 'every Python task ran on an ipengine')
+  t.same(py.engines.sort(), [...jsIds, ...pyIds].sort(), "the Python client's queue_status sees all four engines")
+  const records = await client.dbQuery({ queue: 'task' }, ['msg_id', 'engine_uuid'])
+  t.equal(records.length, 80, 'the records hold the tasks of both clients')
+  const ours = new Set(jsMap.msgIds)
+  const jsEngines = new Set(jsMap.metadata.map((m) => m.engineUuid))
+  t.equal(records.filter((r) => ours.has(r.msg_id)).length, 40)
+  t.ok(records.every((r) => ours.has(r.msg_id) === jsEngines.has(r.engine_uuid ?? '')), 'each with the engine of its language that ran it')
 })
 
 t.test("the README's Python example runs against our controller and gives 3", async (t) => {
