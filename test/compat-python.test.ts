@@ -1,13 +1,13 @@
 // The stock ipyparallel 7.1 (Debian's python3-ipyparallel: its Client and ipengine) against our controller.
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { Client } from '../src/index.js'
 import { silentLogger } from '../src/common/log.js'
 import { codeBlocks } from './helpers/markdown.js'
 import {
-  repoRoot, startController, startEngine, startProcess, startPythonEngine, systemPython, tempDir, type Teardown,
+  processAlive, repoRoot, startController, startEngine, startProcess, startPythonEngine, systemPython, tempDir, type Teardown,
 } from './helpers/processes.js'
 
 /** The line a Python script prints its JSON result after, so that stray output around it does not matter. */
@@ -240,4 +240,38 @@ print(${JSON.stringify(MARK)} + json.dumps({
     recent: 3, again: [0], history: 4, bad: /KeyError/, after_purge: [], unassigned: 0,
   })
   t.same((result as { stdout: string[] }).stdout.filter((s) => s.startsWith('hello')).length, 3, 'IOPub output in the records')
+})
+
+t.test('the ipp.Cluster example of docs/ipyparallel.md starts our controller and prints what the doc says', async (t) => {
+  requireIpyparallel()
+  const doc = join(repoRoot, 'docs', 'ipyparallel.md')
+  const [block] = codeBlocks(doc, 'python')
+  if (block === undefined) throw new Error('docs/ipyparallel.md has no ```python block')
+  const promised = /^prints `([^`]+)`/m.exec(readFileSync(doc, 'utf8'))?.[1]
+  if (promised === undefined) throw new Error('docs/ipyparallel.md does not say what the example prints')
+  // Run it where a user would: a project with jsparallel in node_modules, and a fresh IPYTHONDIR.
+  const project = tempDir(t, 'jsparallel-project-')
+  mkdirSync(join(project, 'node_modules'))
+  symlinkSync(repoRoot, join(project, 'node_modules', 'jsparallel'))
+  const ipythonDir = tempDir(t, 'jsparallel-ipython-')
+  writeFileSync(join(project, 'example.py'), block.code)
+  // ipp.Cluster's controller and engines are the example's children; if it dies early they are ours to stop.
+  t.teardown(() => {
+    const security = join(ipythonDir, 'profile_default', 'security')
+    for (const name of existsSync(security) ? readdirSync(security).filter((f) => /^cluster-.*\.json$/.test(f)) : []) {
+      const info = JSON.parse(readFileSync(join(security, name), 'utf8')) as { controller?: { state?: { pid?: number } }; engines?: { sets?: Record<string, { state?: { pid?: number } }> } }
+      const pids = [info.controller?.state?.pid, ...Object.values(info.engines?.sets ?? {}).map((s) => s.state?.pid)]
+      for (const pid of pids) if (pid !== undefined && processAlive(pid)) process.kill(pid, 'SIGKILL')
+    }
+  })
+  // `node` on the example's PATH notes its arguments, then becomes the real node: proof that ours was started.
+  const shims = tempDir(t, 'jsparallel-shims-')
+  const started = join(shims, 'started.txt')
+  writeFileSync(join(shims, 'node'), `#!/bin/sh\necho "$@" >> ${started}\nexec ${process.execPath} "$@"\n`, { mode: 0o755 })
+  const env = { IPYTHONDIR: ipythonDir, PATH: `${shims}:${process.env.PATH ?? ''}` }
+  const proc = startProcess(t, systemPython, ['example.py'], { cwd: project, env })
+  const ended = await Promise.race([proc.exited, new Promise<'timeout'>((resolve) => setTimeout(resolve, 120_000, 'timeout').unref())])
+  if (ended === 'timeout' || ended.code !== 0) throw new Error(`the example did not finish cleanly (${ended === 'timeout' ? 'timeout' : ended.code}):\n${proc.output()}`)
+  t.ok(proc.output().split('\n').includes(promised), `printed ${promised}:\n${proc.output()}`)
+  t.match(readFileSync(started, 'utf8'), /^node_modules\/jsparallel\/bin\/controller\.js --profile-dir \S+ --cluster-id/m, 'the controller the launcher started was ours')
 })

@@ -161,6 +161,31 @@ t.test('sqlite: a reopened file has its records; writes of one turn are visible 
   t.equal(reopened.getRecord('a').stdout, 'written in the same turn')
 })
 
+t.test('afterCommit: sqlite holds a send until the writes before it are committed; the others send at once', async (t) => {
+  const path = join(tempDir(t), 'tasks.db')
+  const store = new SqliteTaskStore({ path })
+  t.teardown(() => store.close())
+  const sent: string[] = []
+  store.afterCommit(() => sent.push('nothing pending'))
+  t.same(sent, ['nothing pending'], 'nothing to wait for: sent at once')
+  store.addRecord({ ...emptyRecord('r'), submitted: at(1) })
+  store.afterCommit(() => {
+    // What a client is shown is already on disk: another connection reads it.
+    const reader = new SqliteTaskStore({ path })
+    sent.push(`after commit, another connection sees ${reader.getHistory().join(',')}`)
+    reader.close()
+  })
+  t.same(sent, ['nothing pending'], 'held while the write is pending')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(sent, ['nothing pending', 'after commit, another connection sees r'])
+  for (const other of [new MemoryTaskStore(), openTaskStore('none', tempDir(t))]) {
+    other.addRecord({ ...emptyRecord('m'), submitted: at(1) })
+    let done = false
+    other.afterCommit(() => (done = true))
+    t.ok(done, `${other.kind}: at once`)
+  }
+})
+
 t.test('sqlite: a file that is not ours is refused with a clear message', async (t) => {
   const path = join(tempDir(t), 'other.db')
   const store = new SqliteTaskStore({ path })

@@ -72,4 +72,8 @@ t.test('dates: microseconds out, every Python form in', async (t) => {
   t.equal(parseIsoDate('2026-11-22T07:08:45.811574+00:00'), base + 811.574)
   t.equal(parseIsoDate('2026-11-22T09:08:45+0200'), base)
   t.equal(parseIsoDate('22 Nov 2026'), undefined)
+  t.equal(new Date(parseIsoDate('0042-03-04T00:00:00Z') as number).getUTCFullYear(), 42, 'a two-digit year is not taken as 19xx')
+  const before = Date.now()
+  const now = parseIsoDate(isoNow()) as number
+  t.ok(now >= before && now < Date.now() + 1, 'isoNow follows the wall clock, as new Date() does')
 })

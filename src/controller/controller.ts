@@ -530,6 +530,17 @@ export class Controller {
   }
 
   private send(socket: Router | Publisher, frames: Frames, undeliverable?: () => void): void {
+    // Replies reach clients only once their records are durable (a restored controller must know every result
+    // a client saw). The records of a reply are written after it is handed over here, in the same handler, so
+    // the wait starts in a microtask; all client-bound task and mux traffic takes this path, keeping its order.
+    if (this.store.kind === 'sqlite' && (socket === this.s.taskClient || socket === this.s.muxClient)) {
+      queueMicrotask(() => this.store.afterCommit(() => this.enqueue(socket, frames, undeliverable)))
+      return
+    }
+    this.enqueue(socket, frames, undeliverable)
+  }
+
+  private enqueue(socket: Router | Publisher, frames: Frames, undeliverable?: () => void): void {
     let outbox = this.outboxes.get(socket)
     if (!outbox) {
       outbox = new Outbox(socket, (error, failed) => {

@@ -2,8 +2,12 @@
 
 const ISO = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:?\d\d)?$/
 
-/** Now, as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, UTC). */
-export function isoNow(nowMs: number = performance.timeOrigin + performance.now()): string {
+/**
+ * Now, as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC). The wall clock gives the milliseconds, as Python's would (the
+ * monotonic clock drifts from it by milliseconds in a long-lived process, which put dates of this process out
+ * of order with `new Date()`); the monotonic clock adds the microseconds.
+ */
+export function isoNow(nowMs: number = Date.now() + (performance.now() % 1)): string {
   return formatIsoMicros(nowMs)
 }
 
@@ -23,7 +27,10 @@ export function parseIsoDate(text: unknown): number | undefined {
   const m = ISO.exec(text)
   if (!m) return undefined
   const [, y, mo, d, h, mi, s, frac = '', zone = 'Z'] = m
-  let ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
+  // Date.UTC reads years 0-99 as 1900-1999; set the year on its own so year 42 stays 42.
+  const date = new Date(Date.UTC(2000, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)))
+  date.setUTCFullYear(Number(y))
+  let ms = date.getTime()
   ms += Number(frac.padEnd(6, '0')) / 1000
   if (zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1 : 1

@@ -17,6 +17,10 @@ export class NoTaskStore implements TaskStore {
   getRecord(msgId: string): TaskRecord {
     throw new StoreKeyError(`this controller keeps no task records (--db=none), so it has none for ${msgId}`)
   }
+  afterCommit(send: () => void): void {
+    send()
+  }
+
   hasRecord(_msgId: string): boolean {
     return false
   }

@@ -60,6 +60,10 @@ export class MemoryTaskStore implements TaskStore {
     return { ...record }
   }
 
+  afterCommit(send: () => void): void {
+    send()
+  }
+
   hasRecord(msgId: string): boolean {
     return this.records.has(msgId)
   }

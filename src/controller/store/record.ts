@@ -78,6 +78,12 @@ export interface TaskStore {
   /** Ids of the records with a submission date, oldest first. */
   getHistory(): string[]
   readonly size: number
+  /**
+   * Runs `send` once every write made so far is durable (at once for stores that keep nothing on disk). The
+   * controller sends replies to clients through it, so a result a client has seen is never lost with the
+   * controller: a restored controller finds it.
+   */
+  afterCommit(send: () => void): void
   close(): void
 }
 

@@ -31,6 +31,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly updates = new Map<string, Partial<TaskRecord>>()
   private readonly statements = new Map<string, Database.Statement>()
   private flushScheduled = false
+  /** Sends waiting for the pending writes; never non-empty without pending writes. */
+  private waiting: (() => void)[] = []
   private closed = false
 
   constructor(options: SqliteStoreOptions) {
@@ -112,8 +114,23 @@ export class SqliteTaskStore implements TaskStore {
     this.db.close()
   }
 
-  /** Commits every pending write in one transaction. */
+  afterCommit(send: () => void): void {
+    if (this.inserts.size === 0 && this.updates.size === 0) send()
+    else this.waiting.push(send)
+  }
+
+  /** Commits every pending write in one transaction, then lets the sends that waited for them go. */
   flush(): void {
+    try {
+      this.commit()
+    } finally {
+      const waiting = this.waiting
+      this.waiting = []
+      for (const send of waiting) send()
+    }
+  }
+
+  private commit(): void {
     if (this.closed || (this.inserts.size === 0 && this.updates.size === 0)) return
     const insert = this.statement(`INSERT INTO tasks (${RECORD_FIELDS.join(', ')}) VALUES (${RECORD_FIELDS.map(() => '?').join(', ')})`)
     this.db.transaction(() => {
