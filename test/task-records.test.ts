@@ -71,6 +71,8 @@ t.test('hubHistory lists tasks by submission; dbQuery filters with operators and
   const { client } = await startCluster(t, 2)
   const lview = client.loadBalancedView()
   const first = await lview.apply(() => 1).then(() => new Date())
+  // Record dates are JavaScript Dates (whole milliseconds): let the clock pass `first` before submitting more.
+  while (Date.now() <= first.getTime()) await new Promise((resolve) => setImmediate(resolve))
   const later = lview.map((x: number) => x * 2, [1, 2, 3, 4], { chunksize: 1 })
   await later
   const history = await client.hubHistory()
