@@ -34,6 +34,7 @@ export {
   TaskAborted,
   TaskTimeout,
   EngineError,
+  PoisonTask,
   UnmetDependency,
   ImpossibleDependency,
   InvalidDependency,

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { EngineError, ImpossibleDependency, TaskTimeout } from '../src/index.js'
+import { EngineError, ImpossibleDependency, PoisonTask, TaskTimeout } from '../src/index.js'
 import { startCluster } from './helpers/cluster.js'
 import { tempDir, waitFor, type Teardown } from './helpers/processes.js'
 
@@ -115,4 +115,20 @@ t.test('follow onto an engine that then dies: ImpossibleDependency', async (t) =
   writeFileSync(marker, 'open')
   await gate
   await t.rejects(follower.get(60_000), ImpossibleDependency)
+})
+
+t.test('a poison task (it kills every engine it runs on) is given up after 3 engine deaths; other tasks are unaffected', async (t) => {
+  const { client, engines } = await startCluster(t, 4)
+  const lview = client.loadBalancedView()
+  const poison = (): void => {
+    console.log(`poison in ${process.pid}`)
+    process.kill(process.pid, 'SIGKILL')
+  }
+  const ar = lview.withFlags({ retries: 5 }).apply(poison)
+  const error = await ar.then(() => undefined, (e: unknown) => e)
+  t.type(error, PoisonTask, 'a distinct error (a kind of EngineError)')
+  t.type(error, EngineError)
+  t.match((error as PoisonTask).message, /running on 3 engines that died/)
+  t.equal(engines.filter((e) => e.child.exitCode !== null || e.child.signalCode !== null).length, 3, 'three engines died, not six')
+  t.same(await lview.map((x: number) => x + 1, [1, 2, 3, 4, 5], { chunksize: 1 }), [2, 3, 4, 5, 6], 'the surviving engine runs other tasks')
 })

@@ -75,6 +75,8 @@ export class CompositeError extends JsParallelError {
 export class TaskAborted extends RemoteError {}
 export class TaskTimeout extends RemoteError {}
 export class EngineError extends RemoteError {}
+/** Ours, not ipyparallel's: a task given up because engines kept dying while they ran it (`maxEngineDeaths`). */
+export class PoisonTask extends EngineError {}
 /**
  * A task's condition does not hold on an engine. Inside a task, `throw new UnmetDependency('why')` refuses the
  * engine it runs on (the scheduler then tries another); on the client it is the remote error of that name.
@@ -91,6 +93,7 @@ const remoteErrorClasses: Record<string, typeof RemoteError> = {
   TaskAborted,
   TaskTimeout,
   EngineError,
+  PoisonTask,
   UnmetDependency,
   ImpossibleDependency,
   InvalidDependency,

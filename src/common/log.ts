@@ -43,3 +43,32 @@ export function createLogger(name: string, level: LogLevel = 'info', write: (lin
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+
+/**
+ * Warnings about something a peer can cause at will (bad messages): the first `perWindow` of each window are
+ * logged, the rest only counted, and the count is reported with the next warning after the window. Keeps a
+ * flood of bad input from flooding the log. No timer: nothing is left running.
+ */
+export class RateLimitedWarnings {
+  private windowStart = -Infinity
+  private inWindow = 0
+  private suppressed = 0
+
+  constructor(private readonly log: Logger, private readonly perWindow = 5, private readonly windowMs = 10_000, private readonly now: () => number = () => performance.now()) {}
+
+  warn(message: string): void {
+    const now = this.now()
+    if (now - this.windowStart >= this.windowMs) {
+      if (this.suppressed > 0) this.log.warn(`(${this.suppressed} more like this were not logged in the last ${Math.round((now - this.windowStart) / 1000)} s)`)
+      this.windowStart = now
+      this.inWindow = 0
+      this.suppressed = 0
+    }
+    if (this.inWindow < this.perWindow) {
+      this.inWindow++
+      this.log.warn(message)
+    } else {
+      this.suppressed++
+    }
+  }
+}

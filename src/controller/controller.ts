@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Dependency } from '../common/dependency.js'
 import { ConfigError, errorContent } from '../common/errors.js'
 import { newKey } from '../common/ids.js'
-import { createLogger, type Logger } from '../common/log.js'
+import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
@@ -51,6 +51,8 @@ export interface ControllerOptions {
   registrationTimeoutMs?: number
   /** How long to wait for late replies from a dead engine before failing its tasks. Default 1000 ms. */
   strandedGraceMs?: number
+  /** Engine deaths under one task before it fails with PoisonTask, whatever its retries. Default 3. */
+  maxEngineDeaths?: number
   /**
    * Where task records go: `memory` (default; ipyparallel's DictDB limits and culling), `sqlite` (the profile's
    * `tasks.db`), `sqlite:<path>`, or `none` (keep nothing, like `--nodb`).
@@ -90,6 +92,7 @@ function fill(options: ControllerOptions): Filled {
     ports: options.ports ?? [],
     registrationTimeoutMs: options.registrationTimeoutMs ?? Math.max(30_000, 5 * pingMs),
     strandedGraceMs: options.strandedGraceMs ?? 1000,
+    maxEngineDeaths: options.maxEngineDeaths ?? 3,
     db: options.db ?? 'memory',
     reuse: options.reuse === true || options.restore === true,
     restore: options.restore === true,
@@ -419,7 +422,7 @@ export class Controller {
       },
       setTimer, clearTimer, log,
     }, {
-      scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs,
+      scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs, maxEngineDeaths: this.options.maxEngineDeaths,
       lookupOutcome: (msgId) => this.records.outcomeOf(msgId),
     })
   }
@@ -558,9 +561,10 @@ export class Controller {
 
   private loop(socket: Router | Subscriber, channel: string, handle: (frames: Frames) => void): void {
     const log = this.options.log
+    const drops = new RateLimitedWarnings(log)
     void receiveLoop(socket, handle, (error) => {
       this.droppedMessages++
-      log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
+      drops.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
   }
 }

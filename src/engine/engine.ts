@@ -1,6 +1,6 @@
 import { ConfigError, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
-import { createLogger, type Logger } from '../common/log.js'
+import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
 import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
@@ -73,6 +73,7 @@ export class Engine {
   stopReason: StopReason | undefined
   /** Messages dropped because they failed verification or could not be parsed. */
   droppedMessages = 0
+  private readonly drops: RateLimitedWarnings
   private markClosed!: () => void
   private stopping: Promise<void> | undefined
   private lastParent: Header | undefined
@@ -142,6 +143,7 @@ export class Engine {
     this.uuid = options.uuid
     this.id = registration.id
     this.log = options.log
+    this.drops = new RateLimitedWarnings(options.log)
     this.identity = { uuid: this.uuid, id: this.id }
     this.closed = new Promise((resolve) => (this.markClosed = resolve))
     this.shell = createRouter({ routingId: this.uuid })
@@ -239,7 +241,7 @@ export class Engine {
   private listen(socket: Router | Dealer | Subscriber, channel: string, handle: (frames: Frames) => void): void {
     receiveLoop(socket, handle, (error) => {
       this.droppedMessages++
-      this.log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
+      this.drops.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => this.log.error(`${channel}: receiving failed: ${String(e)}`))
   }
 
@@ -251,7 +253,7 @@ export class Engine {
       request = { idents, msg }
     } catch (e) {
       this.droppedMessages++
-      this.log.warn(`${channel}: dropped a message that failed verification: ${(e as Error).message}`)
+      this.drops.warn(`${channel}: dropped a message that failed verification: ${(e as Error).message}`)
       return
     }
     const type = request.msg.header.msg_type

@@ -54,6 +54,11 @@ export interface SchedulerOptions {
   random: Random
   /** How long to wait for replies from an engine that has gone before its tasks are declared lost. */
   strandedGraceMs: number
+  /**
+   * A task that was running on this many engines when they died is given up with a PoisonTask error, whatever
+   * retries it has left: it is most likely what kills them. Default 3.
+   */
+  maxEngineDeaths?: number
   /** How tasks the scheduler no longer remembers ended (the task store); default: unknown. */
   lookupOutcome?: OutcomeLookup
 }
@@ -79,6 +84,8 @@ interface Job {
   /** Engines this task must not go to again (it failed or was refused there). */
   blacklist: Set<string>
   timer: unknown
+  /** Engines that died while running this task. */
+  deaths: string[]
 }
 
 /**
@@ -138,7 +145,7 @@ export class TaskScheduler {
   }
 
   submit(task: Task): void {
-    const job: Job = { task, blacklist: new Set(), timer: undefined }
+    const job: Job = { task, blacklist: new Set(), timer: undefined, deaths: [] }
     this.outcomes.accepted(task.msgId)
     for (const [name, dep] of [['after', task.after], ['follow', task.follow]] as const) {
       const unknown = dep.dependencies.find((id) => id === task.msgId || !this.outcomes.known(id))
@@ -369,7 +376,11 @@ export class TaskScheduler {
       if (!entry) continue
       this.stranded.delete(msgId)
       const { job, engineUuid } = entry
-      if (job.task.retries > 0) {
+      job.deaths.push(engineUuid)
+      const most = this.options.maxEngineDeaths ?? 3
+      if (job.deaths.length >= most) {
+        this.fail(job, 'PoisonTask', `task ${msgId} was running on ${most} engines that died (${job.deaths.join(', ')}); given up so that it kills no more`, engineUuid)
+      } else if (job.task.retries > 0) {
         job.task.retries--
         this.retryElsewhere(job, engineUuid)
       } else {

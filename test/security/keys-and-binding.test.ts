@@ -1,0 +1,92 @@
+// Issue 7, item 7: whoever lacks the key gets nothing; the controller listens on loopback only; the key stays
+// out of every log.
+import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { Client } from '../../src/index.js'
+import { silentLogger } from '../../src/common/log.js'
+import { RawPeer } from '../helpers/peer.js'
+import { startController, startEngine, tempDir } from '../helpers/processes.js'
+
+/** Listening TCP sockets of a process, from /proc: `address:port` for each (IPv4 and IPv6). */
+function listeningSockets(pid: number): string[] {
+  const inodes = new Set<string>()
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))
+      if (m) inodes.add(m[1] as string)
+    } catch {
+      // closed while we looked
+    }
+  }
+  const out: string[] = []
+  for (const table of ['tcp', 'tcp6']) {
+    for (const line of readFileSync(`/proc/net/${table}`, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      if (cols.length < 10 || cols[3] !== '0A' || !inodes.has(cols[9] as string)) continue // 0A = LISTEN
+      const [hexAddress, hexPort] = (cols[1] as string).split(':') as [string, string]
+      out.push(`${decodeAddress(hexAddress)}:${parseInt(hexPort, 16)}`)
+    }
+  }
+  return out
+}
+
+/** /proc/net/tcp writes addresses as host-order hex words. */
+function decodeAddress(hex: string): string {
+  if (hex.length === 8) return (Buffer.from(hex, 'hex').reverse().join('.'))
+  const words = hex.match(/.{8}/g) ?? []
+  const bytes = Buffer.concat(words.map((w) => Buffer.from(w, 'hex').reverse()))
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return [...bytes.subarray(12)].join('.')
+  return [...Array(8).keys()].map((i) => bytes.readUInt16BE(i * 2).toString(16)).join(':')
+}
+
+t.test('by default the controller listens on 127.0.0.1 only (from the socket table)', async (t) => {
+  const c = await startController(t)
+  const info = JSON.parse(readFileSync(c.clientFile, 'utf8')) as { registration: number }
+  const sockets = listeningSockets(c.proc.pid)
+  t.ok(sockets.includes(`127.0.0.1:${info.registration}`), `the registration port is among them: ${sockets.join(' ')}`)
+  t.ok(sockets.length >= 12, `every channel is bound (${sockets.length} listening sockets)`)
+  t.same(sockets.filter((s) => !s.startsWith('127.')), [], 'none on another address')
+  t.equal(statSync(c.clientFile).mode & 0o777, 0o600)
+  t.equal(statSync(join(c.profileDir, 'security')).mode & 0o777, 0o700)
+})
+
+t.test('a peer with the wrong key gets no answer and changes nothing: as client, as engine, as task submitter', async (t) => {
+  const c = await startController(t)
+  const forged = join(tempDir(t), 'forged.json')
+  // The client file names the registration port (engines register there too) and the client task port.
+  const info = JSON.parse(readFileSync(c.clientFile, 'utf8')) as Record<string, unknown>
+  writeFileSync(forged, JSON.stringify({ ...info, key: 'not-the-key' }))
+  const intruder = new RawPeer(t, forged)
+  const query = intruder.dealer('registration')
+  const task = intruder.dealer('task')
+  await query.send(intruder.frames('connection_request', {}))
+  await query.send(intruder.frames('registration_request', { uuid: 'intruder-engine', id: 7 }))
+  await query.send(intruder.frames('shutdown_request', {}))
+  await task.send(intruder.frames('apply_request', {}, { metadata: { language: 'javascript' } }))
+  // The controller says it dropped each one (its log, on a pipe, is how we know it has seen them).
+  await c.proc.waitForOutput(/(invalid message signature[\s\S]*){4}/, 15_000)
+  const client = new Client({ profileDir: c.profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  t.same(await client.queueStatus(), { unassigned: 0 }, 'no engine registered, no task queued')
+  t.same(await client.dbQuery({}, ['msg_id']), [], 'nothing recorded')
+  t.equal(query.received.length + task.received.length, 0, 'not one reply to the intruder')
+  t.equal(c.proc.child.exitCode, null, 'the forged shutdown_request did nothing')
+})
+
+t.test('the key appears in no log line, even at debug level', async (t) => {
+  const c = await startController(t, ['--log-level=debug'])
+  const key = (JSON.parse(readFileSync(c.clientFile, 'utf8')) as { key: string }).key
+  t.ok(key.length >= 32, 'there is a key')
+  const engine = startEngine(t, c.profileDir, ['--log-level=debug'])
+  const client = new Client({ profileDir: c.profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(1, { timeoutMs: 60_000 })
+  t.equal(await client.loadBalancedView().apply((x: number) => x * 2, 21), 42)
+  await client.close()
+  await engine.stop('SIGTERM')
+  await c.proc.stop('SIGTERM')
+  t.ok(c.proc.output().length > 0 && engine.output().length > 0, 'both logged')
+  t.notOk(c.proc.output().includes(key), 'not in the controller log')
+  t.notOk(engine.output().includes(key), 'not in the engine log')
+})
