@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfig, USAGE, type Config } from './lib/config.js'
 import { describeMachine, load1 } from './lib/machine.js'
-import { killAll, repoRoot, withScope, type Scope } from './lib/processes.js'
+import { repoRoot, stopAll, withScope, type Scope } from './lib/processes.js'
 import { ipyparallelProblem } from './lib/python.js'
 import { medianOf } from './lib/stats.js'
 import { measureFloor } from './floor.js'
@@ -24,9 +24,8 @@ const DOCS_START = '<!-- bench:results:start -->'
 const DOCS_END = '<!-- bench:results:end -->'
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll()
-    process.exit(130)
+  process.once(signal, () => {
+    void stopAll().finally(() => process.exit(130))
   })
 }
 

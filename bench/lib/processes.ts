@@ -52,9 +52,15 @@ export function start(scope: Scope, command: string, args: string[], options: { 
   return proc
 }
 
-/** Stops every process still running (the suite was interrupted). */
-export function killAll(): void {
-  for (const p of live) p.child.kill('SIGKILL')
+/**
+ * Stops every process still running (the suite was interrupted): SIGTERM first, because ipcontroller's scheduler
+ * processes outlive a SIGKILLed ipcontroller; whatever is left after `graceMs` is killed when this process exits.
+ */
+export async function stopAll(graceMs = 3000): Promise<void> {
+  const running = [...live]
+  for (const p of running) p.child.kill('SIGTERM')
+  const deadline = new Promise((resolve) => setTimeout(resolve, graceMs).unref())
+  await Promise.race([Promise.all(running.map((p) => p.exited)), deadline])
 }
 
 export interface ControllerHandle {
