@@ -7,8 +7,8 @@
  *   npm run test:compat -- test_lbview -k abort   chosen modules; arguments after the modules go to pytest
  *
  * Prints one line per test that failed, then `compat: N passed, N failed, N skipped, N xfailed` (pytest's
- * xpasses count as passed),
- * and exits non-zero if any test failed or errored.
+ * xpasses count as passed), and exits non-zero if any test failed or errored. A `-k` given here replaces the
+ * deselection of test_become_dask.
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
