@@ -56,7 +56,7 @@ t.test('hwm 1: an engine never holds two tasks; the next goes out when one finis
   t.not(f.sent[0]?.[1], f.sent[1]?.[1])
   t.equal(s.queueLength, 1)
   const [firstId, firstEngine] = f.sent[0] as [string, string]
-  t.ok(s.engineReply(firstEngine, firstId, ok, []))
+  t.equal(s.engineReply(firstEngine, firstId, ok, []), 'forwarded')
   t.same(f.sent[2], [tasks[2]?.msgId, firstEngine])
   t.equal(s.queueLength, 0)
 })
@@ -136,10 +136,10 @@ t.test('a failed task with retries runs again elsewhere; the failure is not forw
   const x = task({ retries: 1 })
   s.submit(x)
   const first = f.sent[0]?.[1] as string
-  t.notOk(s.engineReply(first, x.msgId, { status: 'error', dependenciesMet: true }, []))
+  t.equal(s.engineReply(first, x.msgId, { status: 'error', dependenciesMet: true }, []), 'retried')
   t.equal(f.sent.length, 2)
   t.not(f.sent[1]?.[1], first)
-  t.ok(s.engineReply(f.sent[1]?.[1] as string, x.msgId, { status: 'error', dependenciesMet: true }, []))
+  t.equal(s.engineReply(f.sent[1]?.[1] as string, x.msgId, { status: 'error', dependenciesMet: true }, []), 'forwarded')
   t.same(f.forwarded.map(([id]) => id), [x.msgId])
 })
 
@@ -172,7 +172,7 @@ t.test('replies for unknown tasks are dropped', async (t) => {
   const f = fakeHost()
   const s = new TaskScheduler(f.host, options)
   s.addEngine('A', 'javascript')
-  t.notOk(s.engineReply('A', 'nope', ok, []))
+  t.equal(s.engineReply('A', 'nope', ok, []), 'unknown')
   t.same(f.forwarded, [])
 })
 

@@ -118,6 +118,9 @@ export class Controller {
   readonly engineFile: string
   /** Messages dropped because they failed verification or could not be parsed. */
   droppedMessages = 0
+  /** Task replies that came when their task was no longer pending on that engine (it was given up), and were discarded. */
+  lateReplies = 0
+  private lateReplyWarnings: RateLimitedWarnings | undefined
   private readonly sockets: AnySocket[] = []
   private readonly outboxes = new Map<AnySocket, Outbox>()
   private readonly timers = new Set<NodeJS.Timeout>()
@@ -471,13 +474,19 @@ export class Controller {
     const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
     const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
     const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)
-    const forwarded = this.scheduler !== undefined && this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
-    if (forwarded) {
+    const handled = this.scheduler?.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire) ?? 'unknown'
+    if (handled === 'retried') return
+    if (handled === 'forwarded') {
       this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
       this.records.finished(msg, engineUuid)
     } else {
       const orphan = this.orphans.get(engineUuid)?.get(msgId)
-      if (!orphan) return
+      if (!orphan) {
+        this.lateReplies++
+        this.lateReplyWarnings ??= new RateLimitedWarnings(this.options.log)
+        this.lateReplyWarnings.warn(`discarded a late reply to task ${msgId} from engine ${engineUuid}: the task is not pending there (the engine was given up, or the task ended otherwise); it is never delivered`)
+        return
+      }
       // A task of the controller this one restored: its engine finished it after the restart.
       this.orphans.get(engineUuid)?.delete(msgId)
       this.records.finished(msg, engineUuid)

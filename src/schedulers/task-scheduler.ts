@@ -71,6 +71,12 @@ export interface ReplyOutcome {
   dependenciesMet: boolean
 }
 
+/**
+ * What became of an engine reply: sent on to the client, run again elsewhere (a failure with retries left, or an
+ * unmet functional dependency), or `unknown` when the task is not pending on that engine.
+ */
+export type ReplyHandling = 'forwarded' | 'retried' | 'unknown'
+
 interface EngineSlot {
   uuid: string
   language: string
@@ -163,8 +169,8 @@ export class TaskScheduler {
     if (!this.place(job)) this.enqueue(job)
   }
 
-  /** An engine answered a task. Returns true when the reply was forwarded to the client. */
-  engineReply(engineUuid: string, msgId: string, outcome: ReplyOutcome, replyWire: Buffer[]): boolean {
+  /** An engine answered a task; says what became of the reply. */
+  engineReply(engineUuid: string, msgId: string, outcome: ReplyOutcome, replyWire: Buffer[]): ReplyHandling {
     const slot = this.engines.find((e) => e.uuid === engineUuid)
     let job = slot?.pending.get(msgId)
     if (slot && job) {
@@ -174,11 +180,9 @@ export class TaskScheduler {
       job = this.stranded.get(msgId)?.job
       this.stranded.delete(msgId)
     }
-    if (!job) {
-      this.host.log.debug(`dropping a reply to ${msgId} from ${engineUuid}: no such task is pending there`)
-      return false
-    }
-    let forwarded = false
+    // Not pending there: the caller decides (a restored controller's orphan, or a late reply to discard).
+    if (!job) return 'unknown'
+    let handled: ReplyHandling = 'retried'
     if (!outcome.dependenciesMet) {
       this.retryElsewhere(job, engineUuid)
     } else if (outcome.status !== 'ok' && job.task.retries > 0) {
@@ -186,11 +190,11 @@ export class TaskScheduler {
       this.retryElsewhere(job, engineUuid)
     } else {
       this.host.forwardReply(job.task, engineUuid, replyWire)
-      forwarded = true
+      handled = 'forwarded'
       this.finished(msgId, engineUuid, outcome.status === 'ok')
     }
     this.drain()
-    return forwarded
+    return handled
   }
 
   /** Places waiting tasks, highest priority and oldest first, while any engine has room. */

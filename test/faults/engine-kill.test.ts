@@ -1,0 +1,138 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { Client, EngineError, type AsyncResult, type Logger } from '../../src/index.js'
+import { silentLogger } from '../../src/common/log.js'
+import { LocalCluster } from '../../src/cli/local-cluster.js'
+import { startEngine, startController, tempDir, waitFor, type Teardown } from '../helpers/processes.js'
+import { seededRandom } from '../helpers/random.js'
+
+/**
+ * Issue 7, item 1: engines SIGKILLed mid-run. The full run (10,000 tasks, a kill every 500 completions) is the
+ * default; JSPARALLEL_FAULT_TASKS makes it shorter or longer.
+ */
+const TASKS = Number(process.env.JSPARALLEL_FAULT_TASKS ?? 10_000)
+const KILL_EVERY = 500
+
+/** A client logger that keeps what the client drops: a second reply to a finished task would show here. */
+function droppedReplies(): { log: Logger; lines: string[] } {
+  const lines: string[] = []
+  const keep = (m: string): void => {
+    if (/^dropped/.test(m)) lines.push(m)
+  }
+  return { log: { debug: keep, info: keep, warn: keep, error: keep }, lines }
+}
+
+async function startLocalCluster(t: Teardown, n: number): Promise<LocalCluster> {
+  const profileDir = join(tempDir(t), 'profile_faults')
+  const cluster = new LocalCluster({
+    n, profileDir, clusterId: '', controllerArgs: ['--ping=250', '--log-level=info', '--db=sqlite'], engineArgs: ['--log-level=warn'], timeoutMs: 60_000, log: silentLogger,
+  })
+  t.teardown(() => cluster.stop())
+  await cluster.start()
+  return cluster
+}
+
+t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed and replaced every ${KILL_EVERY} completions`, async (t) => {
+  const cluster = await startLocalCluster(t, 4)
+  const dropped = droppedReplies()
+  const client = new Client({ profileDir: cluster.options.profileDir, log: dropped.log })
+  t.teardown(() => client.close())
+  await client.waitForEngines(4, { timeoutMs: 60_000 })
+  const random = seededRandom(Number(process.env.JSPARALLEL_FAULT_SEED ?? 7))
+  const lview = client.loadBalancedView().withFlags({ retries: 1 })
+
+  const detections: number[] = []
+  const watching: Promise<void>[] = []
+  let completed = 0
+  let nextKill = KILL_EVERY
+  const killOne = (): void => {
+    const alive = cluster.engines.filter((e) => e.child.exitCode === null && e.child.signalCode === null && e.id !== undefined && client.ids.includes(e.id))
+    const victim = alive[Math.floor(random() * alive.length)]
+    if (!victim || victim.id === undefined) return
+    const id = victim.id
+    const killedAt = performance.now()
+    victim.child.kill('SIGKILL')
+    cluster.startEngine()
+    watching.push(waitFor(() => !client.ids.includes(id), `engine ${id} to be unregistered`).then(() => {
+      detections.push(performance.now() - killedAt)
+    }))
+  }
+
+  const results = new Map<number, number>()
+  const tasks: AsyncResult<number>[] = []
+  for (let i = 0; i < TASKS; i++) {
+    const ar = lview.apply((x: number) => x * 3 + 1, i)
+    tasks.push(ar)
+    void ar.then((value) => {
+      results.set(i, value)
+      if (++completed >= nextKill && nextKill < TASKS) {
+        nextKill += KILL_EVERY
+        killOne()
+      }
+    }, () => {})
+  }
+  const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(300_000)))
+  await Promise.all(watching)
+
+  const failed = outcomes.filter((o) => o.status === 'rejected')
+  t.same(failed.map((o) => String((o as PromiseRejectedResult).reason)).slice(0, 3), [], 'no task failed')
+  t.equal(results.size, TASKS, 'every task returned a result')
+  t.ok([...results].every(([i, v]) => v === i * 3 + 1), 'every result is the right one')
+  t.same(dropped.lines, [], 'the client received no second reply for any task')
+  const kills = Math.floor((TASKS - 1) / KILL_EVERY)
+  t.equal(detections.length, kills, `${kills} engines killed and replaced`)
+  const records = await client.dbQuery({ msg_id: { $in: tasks.map((ar) => ar.msgIds[0] as string) } }, ['msg_id', 'completed'])
+  t.equal(records.filter((r) => r.completed).length, TASKS, 'the hub recorded every task completed once')
+  const slowest = Math.max(...detections)
+  t.ok(slowest < 1000, `cluster saw each death within 1 s (slowest ${slowest.toFixed(0)} ms, median ${median(detections).toFixed(0)} ms)`)
+  t.comment(`faults: ${TASKS} tasks, ${kills} engines killed, lost 0, duplicated ${dropped.lines.length}, detection median ${median(detections).toFixed(0)} ms, max ${slowest.toFixed(0)} ms`)
+})
+
+t.test('retries: 0 — the task on an engine killed under it fails with EngineError naming that engine; the rest complete', async (t) => {
+  const cluster = await startLocalCluster(t, 4)
+  const client = new Client({ profileDir: cluster.options.profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(4, { timeoutMs: 60_000 })
+  // Each task says where it runs, then waits long enough for the kill to land mid-task.
+  const slow = (i: number): Promise<number> => {
+    console.log(`task ${i} in ${process.pid}`)
+    return new Promise((resolve) => setTimeout(() => resolve(i), 400))
+  }
+  const tasks = Array.from({ length: 12 }, (_, i) => client.loadBalancedView().apply(slow, i))
+  const first = tasks[0] as AsyncResult<number>
+  const [, pid] = await waitFor(() => first.metadata.stdout.match(/in (\d+)/) ?? undefined, 'the first task to start', 60_000)
+  const victim = cluster.engines.find((e) => e.child.pid === Number(pid))
+  t.ok(victim, 'the first task runs on an engine of the cluster')
+  victim?.child.kill('SIGKILL')
+  const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(60_000)))
+  const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [[i, o.reason] as const] : []))
+  t.same(failed.map(([i]) => i), [0], 'only the task that was running there failed')
+  const error = failed[0]?.[1] as EngineError
+  t.type(error, EngineError)
+  t.match(error.message, victim ? new RegExp(`${victim.uuid}|engine ${victim.id}`, 'i') : /never/, 'the error names the engine')
+  t.same(outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])), [...Array(12).keys()].slice(1))
+})
+
+t.test('an engine not started by cluster: its death is seen within ping x misses', async (t) => {
+  // --ping=250 and the default 10 misses: as in ipyparallel, an engine is given up at the first check after more
+  // than 10 unanswered pings, so 11 to 12 periods after its last answer; the notification then reaches the client.
+  const budgetMs = 250 * (10 + 2) + 250
+  const controller = await startController(t, ['--ping=250'])
+  const engines = [startEngine(t, controller.profileDir), startEngine(t, controller.profileDir)]
+  const client = new Client({ profileDir: controller.profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 60_000 })
+  const before = client.ids
+  const killedAt = performance.now()
+  engines[0]?.child.kill('SIGKILL')
+  await waitFor(() => client.ids.length === 1, 'the killed engine to be unregistered', 30_000)
+  const seenMs = performance.now() - killedAt
+  t.ok(seenMs <= budgetMs, `unregistered ${seenMs.toFixed(0)} ms after the kill (budget ${budgetMs} ms)`)
+  t.equal(before.length, 2)
+  t.equal(await client.loadBalancedView().apply((x: number) => x + 1, 1), 2, 'the other engine takes the work')
+})
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted.length === 0 ? NaN : (sorted[Math.floor((sorted.length - 1) / 2)] as number)
+}
