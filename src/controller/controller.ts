@@ -9,7 +9,7 @@ import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import { PROTOCOL_VERSION, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
+import { PROTOCOL_VERSION, TASK_ROUTER, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
 import { PackedFrames } from '../protocol/frames.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
@@ -146,7 +146,11 @@ export class Controller {
   ) {
     this.clientFile = connectionFilePath(options.profileDir, 'client', options.clusterId)
     this.engineFile = connectionFilePath(options.profileDir, 'engine', options.clusterId)
+    this.durableSockets = new Set<AnySocket>([s.taskClient, s.muxClient, s.taskEngine.socket, s.muxEngine])
   }
+
+  /** The sockets whose sends wait for the records they imply to be committed (SQLite store). */
+  private readonly durableSockets: Set<AnySocket>
 
   /** Binds all channels, then writes both connection files; peers may connect as soon as it resolves. */
   static async start(userOptions: ControllerOptions): Promise<Controller> {
@@ -368,6 +372,7 @@ export class Controller {
       ping: (payload) => this.send(s.hbPing, [payload]),
       newHeart: (uuid) => this.hub.heartSeen(uuid),
       heartFailed: (uuid) => this.hub.unregister(uuid, 'heartbeat stopped'),
+      heartBack: (uuid) => log.info(`restored engine ${this.hub.engineByUuid(uuid)?.id ?? uuid} answered the heartbeat ${Math.round(performance.now() - this.startedAt)} ms after this controller started`),
       lifetime: () => (performance.now() - this.startedAt) / 1000,
     }, this.options.maxHeartbeatMisses)
     if (s.taskEngine.type === 'router') this.scheduler = this.makeScheduler(s.taskClient, s.taskEngine.socket, setTimer, clearTimer)
@@ -482,6 +487,8 @@ export class Controller {
     } else {
       const orphan = this.orphans.get(engineUuid)?.get(msgId)
       if (!orphan) {
+        // An engine sends its last replies again when it sees a controller restart; most are old news.
+        if ((msg.metadata as { resent?: unknown }).resent === true) return
         this.lateReplies++
         this.lateReplyWarnings ??= new RateLimitedWarnings(this.options.log)
         this.lateReplyWarnings.warn(`discarded a late reply to task ${msgId} from engine ${engineUuid}: the task is not pending there (the engine was given up, or the task ended otherwise); it is never delivered`)
@@ -542,10 +549,12 @@ export class Controller {
   }
 
   private send(socket: Router | Publisher, frames: Frames, undeliverable?: () => void): void {
-    // Replies reach clients only once their records are durable (a restored controller must know every result
-    // a client saw). The records of a reply are written after it is handed over here, in the same handler, so
-    // the wait starts in a microtask; all client-bound task and mux traffic takes this path, keeping its order.
-    if (this.store.kind === 'sqlite' && (socket === this.s.taskClient || socket === this.s.muxClient)) {
+    // With SQLite, task and mux traffic leaves only once the records it implies are durable: a reply reaches a
+    // client only when a restored controller would know that result, and a request reaches an engine only when
+    // a restored controller would know the task was accepted and where it went (so it neither loses the task
+    // nor runs it a second time). The records are written after the hand-over here, in the same handler, so
+    // the wait starts in a microtask; every such send takes this path, keeping the order per socket.
+    if (this.store.kind === 'sqlite' && this.durableSockets.has(socket)) {
       queueMicrotask(() => this.store.afterCommit(() => this.enqueue(socket, frames, undeliverable)))
       return
     }
@@ -619,7 +628,7 @@ function makeSockets(pure: boolean): Sockets {
     controlClient: createRouter({ routingId: 'control_in' }),
     controlEngine: createRouter({ routingId: 'control_out', mandatory: true }),
     taskClient: createRouter({ routingId: 'task_in' }),
-    taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: 'task_out' }) } : { type: 'router', socket: createRouter({ routingId: 'task_out', mandatory: true }) },
+    taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: TASK_ROUTER }) } : { type: 'router', socket: createRouter({ routingId: TASK_ROUTER, mandatory: true }) },
     iopubEngine: createSubscriber(),
     iopubClient: createPublisher(),
     broadcastClient: createRouter({ routingId: 'sub_scheduler_0' }),

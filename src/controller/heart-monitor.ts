@@ -11,6 +11,8 @@ export interface HeartMonitorHooks {
   newHeart(uuid: string): void
   /** An engine missed too many beats. */
   heartFailed(uuid: string): void
+  /** An adopted engine (`--restore`) answered for the first time. */
+  heartBack?(uuid: string): void
   /** Seconds since the monitor started: the ping payload, as ipyparallel sends it. */
   lifetime(): number
 }
@@ -21,6 +23,8 @@ export class HeartMonitor {
   private readonly hearts = new Set<string>()
   private readonly responders = new Set<string>()
   private readonly misses = new Map<string, number>()
+  /** Adopted hearts not heard from yet. */
+  private readonly unheard = new Set<string>()
 
   constructor(private readonly hooks: HeartMonitorHooks, private readonly maxMisses = 10) {}
 
@@ -46,6 +50,7 @@ export class HeartMonitor {
     if (!payload.equals(this.current) && !payload.equals(this.previous)) return
     if (payload.length === 0) return
     this.responders.add(uuid)
+    if (this.unheard.delete(uuid)) this.hooks.heartBack?.(uuid)
     if (!this.hearts.has(uuid)) {
       // A new heart is reported at once rather than at the next beat: registration completes sooner.
       this.hearts.add(uuid)
@@ -56,11 +61,13 @@ export class HeartMonitor {
   /** Watch an engine registered without a heartbeat (`--restore`): it has `maxMisses` beats to answer. */
   adopt(uuid: string): void {
     this.hearts.add(uuid)
+    this.unheard.add(uuid)
   }
 
   /** Forget an engine (it unregistered); `report` says whether to tell the hub it failed. */
   stop(uuid: string, report = false): void {
     if (!this.hearts.delete(uuid)) return
+    this.unheard.delete(uuid)
     this.misses.delete(uuid)
     this.responders.delete(uuid)
     if (report) this.hooks.heartFailed(uuid)

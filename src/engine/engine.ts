@@ -2,7 +2,7 @@ import { ConfigError, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
-import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
+import { TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import {
   Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, receiveLoop,
@@ -10,6 +10,7 @@ import {
 } from '../transport/sockets.js'
 import { Executor, type TaskRunner } from './executor.js'
 import { HeartbeatWatchdog } from './heartbeat.js'
+import { RecentReplies } from './recent-replies.js'
 import { OutputBuffer } from './output.js'
 import { register, type Registration } from './registration.js'
 import type { EngineIdentity } from './replies.js'
@@ -87,6 +88,7 @@ export class Engine {
   private readonly watchdog: HeartbeatWatchdog
   private readonly output: OutputBuffer
   private readonly tasks: TaskQueue
+  private readonly recentReplies = new RecentReplies()
 
   private readonly shellHandlers: Record<ShellType, Handler> = {
     apply_request: (request) => this.tasks.submit(request),
@@ -154,8 +156,12 @@ export class Engine {
     const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
     this.tasks = new TaskQueue({
       reply: (request, content, metadata, buffers) => {
-        const msg = this.session.msg(replyTypeOf(request.msg.header.msg_type), content, { parent: request.msg.header, metadata, buffers })
+        const type = replyTypeOf(request.msg.header.msg_type)
+        const msg = this.session.msg(type, content, { parent: request.msg.header, metadata, buffers })
         this.send(this.shell, this.session.serialize(msg, request.idents))
+        if (request.idents[0]?.toString() === TASK_ROUTER) {
+          this.recentReplies.remember({ idents: request.idents, type, content, parent: request.msg.header, metadata: metadata as unknown as Record<string, unknown>, buffers: buffers ?? [] })
+        }
       },
       status: (parent, state) => {
         this.lastParent = parent
@@ -234,6 +240,12 @@ export class Engine {
     this.listen(ping, 'heartbeat', (frames) => {
       this.send(pong, frames)
       this.watchdog.ping()
+      const again = this.recentReplies.beat(frames[0])
+      if (again.length > 0) this.log.warn(`the controller restarted: sending the last ${again.length} task replies again, in case one was lost with it`)
+      for (const r of again) {
+        const msg = this.session.msg(r.type, r.content, { parent: r.parent, metadata: { ...r.metadata, resent: true }, buffers: r.buffers })
+        this.send(this.shell, this.session.serialize(msg, r.idents))
+      }
     })
     this.watchdog.start()
   }

@@ -68,3 +68,6 @@ export function isMessageOfType<C>(msg: Message, type: string): msg is Message<C
 export function replyTypeOf(requestType: string): string {
   return `${requestType.replace(/_request$/, '')}_reply`
 }
+
+/** The routing identity of the controller's engine-facing task socket, as ipyparallel names it. */
+export const TASK_ROUTER = 'task_out'

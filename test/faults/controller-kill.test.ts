@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import t from 'tap'
+import { Client, type AsyncResult } from '../../src/index.js'
+import { silentLogger } from '../../src/common/log.js'
+import { binPath, startEngine, startProcess, tempDir, waitFor, type Proc, type Teardown } from '../helpers/processes.js'
+
+/** Issue 7, item 5: the controller SIGKILLed mid-run with the SQLite store, then restarted with `--restore`. */
+const TASKS = 300
+const KILL_AFTER = 60
+const PING_MS = 250
+
+const startOurController = async (t: Teardown, profileDir: string, extra: string[] = []): Promise<Proc> => {
+  const proc = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', profileDir, `--ping=${PING_MS}`, `--log-level=${process.env.JSPARALLEL_DEBUG_RESTORE ? 'debug' : 'info'}`, '--db=sqlite', ...extra])
+  await proc.waitForOutput(/controller ready/)
+  return proc
+}
+
+/** Each run leaves a line in `runs`, so the test can tell how often a task ran; it then takes a little while. */
+const logged = (runs: string, i: number): Promise<number> => {
+  process.getBuiltinModule('node:fs').appendFileSync(runs, `${i}\n`)
+  return new Promise((resolve) => setTimeout(() => resolve(i * i), 15))
+}
+
+function integrity(path: string): string {
+  const db = new Database(path)
+  try {
+    return (db.pragma('integrity_check', { simple: true }) as string)
+  } finally {
+    db.close()
+  }
+}
+
+t.test(`controller SIGKILLed after ${KILL_AFTER} of ${TASKS} tasks, restarted with --restore: every task ends once, the database is sound`, async (t) => {
+  const profileDir = join(tempDir(t), 'profile_ckill')
+  const runs = join(tempDir(t, 'jsparallel-runs-'), 'runs')
+  const first = await startOurController(t, profileDir)
+  const engines = [startEngine(t, profileDir), startEngine(t, profileDir)]
+  const client = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 60_000 })
+  const lview = client.loadBalancedView()
+
+  let completed = 0
+  const beforeKill = new Map<string, number>()
+  let killed: Promise<void> | undefined
+  const tasks: AsyncResult<number>[] = []
+  for (let i = 0; i < TASKS; i++) {
+    const ar = lview.apply(logged, runs, i)
+    tasks.push(ar)
+    void ar.then((value) => {
+      if (!killed) beforeKill.set(ar.msgIds[0] as string, value)
+      if (++completed === KILL_AFTER) killed = first.stop('SIGKILL')
+    }, () => {})
+  }
+  await waitFor(() => killed !== undefined, 'the kill', 60_000)
+  await killed
+  const db = join(profileDir, 'tasks.db')
+  t.equal(integrity(db), 'ok', 'the database the killed controller left passes PRAGMA integrity_check')
+
+  const second = await startOurController(t, profileDir, ['--restore'])
+  // Both engines answer the new controller's heartbeat (they never stopped, and were registered again at once).
+  const back = await waitFor(() => {
+    const seen = [...second.output().matchAll(/restored engine \d+ answered the heartbeat (\d+) ms/g)].map((m) => Number(m[1]))
+    return seen.length === 2 ? seen : undefined
+  }, 'both engines to answer the restored controller', 30_000)
+  t.ok(Math.max(...back) <= 3 * PING_MS, `engines back ${back.join(' and ')} ms after the restart (within two heartbeat periods of its first ping: ${3 * PING_MS} ms)`)
+
+  // The client that was connected during the kill: its sockets reconnect, and every task it submitted ends.
+  const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(120_000)))
+  const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason))
+  t.same(failed, [], 'no task failed (an in-flight one may only fail with an error that says why; none did)')
+  if (failed.length > 0 || process.env.JSPARALLEL_DEBUG_RESTORE) {
+    const unsettled = tasks.filter((_, i) => outcomes[i]?.status === 'rejected').map((ar) => ar.msgIds[0] as string)
+    const mentions = (out: string) => out.split('\n').filter((l) => unsettled.some((id) => l.includes(id)) || /--restore|restarted|restored/.test(l))
+    t.comment(`unsettled ${unsettled.join(', ')}\nfirst controller:\n${mentions(first.output()).join('\n')}\nsecond:\n${mentions(second.output()).join('\n')}\nengines:\n${engines.map((e) => e.output()).join('\n')}`)
+  }
+  const values = outcomes.map((o) => (o.status === 'fulfilled' ? o.value : undefined))
+  t.same(values, [...Array(TASKS).keys()].map((i) => i * i), 'every result is right')
+  const counts = new Map<number, number>()
+  for (const line of readFileSync(runs, 'utf8').split('\n').filter(Boolean)) counts.set(Number(line), (counts.get(Number(line)) ?? 0) + 1)
+  t.same([...counts].filter(([, n]) => n !== 1), [], 'every task ran exactly once')
+  t.equal(counts.size, TASKS)
+
+  // Every result completed before the kill can be fetched from the restored controller by a new client.
+  const other = await Client.connect({ profileDir, log: silentLogger })
+  t.teardown(() => other.close())
+  const ids = [...beforeKill.keys()]
+  t.same(await other.getResult(ids), ids.map((id) => beforeKill.get(id)), `the ${ids.length} results seen before the kill`)
+  t.ok(engines.every((e) => e.child.exitCode === null), 'the engines never stopped')
+  t.comment(`controller kill: ${TASKS} tasks, ${beforeKill.size} done before the kill, failed or lost ${failed.length}, run twice ${[...counts.values()].filter((n) => n > 1).length}, engines back after ${back.join('/')} ms`)
+
+  await second.stop('SIGTERM')
+  t.equal(integrity(db), 'ok', 'and after the restored controller has run and stopped')
+})
