@@ -160,7 +160,7 @@ export class Engine {
         const msg = this.session.msg(type, content, { parent: request.msg.header, metadata, buffers })
         this.send(this.shell, this.session.serialize(msg, request.idents))
         if (request.idents[0]?.toString() === TASK_ROUTER) {
-          this.recentReplies.remember({ idents: request.idents, type, content, parent: request.msg.header, metadata: metadata as unknown as Record<string, unknown>, buffers: buffers ?? [] })
+          this.recentReplies.remember({ idents: request.idents, type, content, parent: request.msg.header, metadata: metadata, buffers: buffers ?? [] })
         }
       },
       status: (parent, state) => {

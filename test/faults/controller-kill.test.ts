@@ -69,7 +69,7 @@ t.test(`controller SIGKILLed after ${KILL_AFTER} of ${TASKS} tasks, restarted wi
 
   // The client that was connected during the kill: its sockets reconnect, and every task it submitted ends.
   const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(120_000)))
-  const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason))
+  const failed = outcomes.filter((o) => o.status === 'rejected').map((o) => String((o).reason))
   t.same(failed, [], 'no task failed (an in-flight one may only fail with an error that says why; none did)')
   if (failed.length > 0 || process.env.JSPARALLEL_DEBUG_RESTORE) {
     const unsettled = tasks.filter((_, i) => outcomes[i]?.status === 'rejected').map((ar) => ar.msgIds[0] as string)
