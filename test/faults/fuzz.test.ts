@@ -371,6 +371,7 @@ t.test('controller: 2 engines and a client work on while every bound socket gets
   const dropped = Number(summary?.[1] ?? 0)
   t.ok(dropped <= sent + 1000, `no more drops (${dropped}) than messages sent (${sent}) give or take the syncs`)
   const warnings = out.split('\n').filter((l) => / WARN /.test(l)).length
+  if (process.env.JSPARALLEL_FUZZ_SHOW_LOG) t.comment(out)
   const windows = Math.ceil((Date.now() - started) / 10_000) + 1
   t.ok(warnings <= targets.length * 6 * windows + 20, `the log is rate limited: ${warnings} warning lines for ${sent} messages`)
   const growth = (rssAfter - rssWarm) / rssWarm
