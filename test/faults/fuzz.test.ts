@@ -25,7 +25,13 @@ const SEED = positiveInt(process.env.JSPARALLEL_FUZZ_SEED, 20_240_607)
 const SYNC_EVERY = 100
 /** Every this many rounds, each fuzzing socket is replaced by one with a fresh random routing id. */
 const ROTATE_EVERY = 500
-const WARM_UP_ROUNDS = Math.min(1000, Math.max(200, Math.floor(MESSAGES / 10)))
+/**
+ * Memory is measured after a quarter of the rounds: by then, in a full run, the caches bounded by design are full
+ * (the replay window of 65,536 signatures, the task records' limit), so what grows after is a leak.
+ */
+const WARM_UP_ROUNDS = Math.max(200, Math.floor(MESSAGES / 4))
+/** Below this many messages per socket the bounded caches are still filling at the end: RSS is reported, not judged. */
+const RSS_JUDGED_FROM = 50_000
 const SYNC_CEILING_MS = 60_000
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -191,11 +197,12 @@ t.test('controller: 2 engines and a client work on while every bound socket gets
   })
   target('task', clientInfo.task, {
     prefix: none,
-    // Always for JavaScript engines: a task for a language no engine speaks waits for one to join, by design.
+    // Always for JavaScript engines, and fewer retries than engines: a task for a language no engine speaks, or one that
+    // failed on every engine with retries left, waits for a new engine to join (as in ipyparallel), by design.
     signed: () => g.int(3) === 0
       ? signedMsg(`fuzz_${g.hex(6)}`, {}, { language: 'javascript' }, {}, oddBuffers(g)).frames
       : signedMsg('apply_request', {}, {
-        after: odd(g), follow: odd(g), targets: odd(g), retries: g.pick([0, 1, 2, -1, 'x', null]), timeout: g.pick([0.001, -1, 'x', null, 1e308, 5]), priority: odd(g), language: 'javascript',
+        after: odd(g), follow: odd(g), targets: odd(g), retries: g.pick([0, 1, -1, 'x', null]), timeout: g.pick([0.001, -1, 'x', null, 1e308, 5]), priority: odd(g), language: 'javascript',
       }, {}, oddBuffers(g)).frames,
     sync: () => {
       const m = signedMsg('apply_request', {}, { after: 5, language: 'javascript' })
@@ -303,11 +310,16 @@ t.test('controller: 2 engines and a client work on while every bound socket gets
   })
 
   let rssWarm = 0
+  const sentTasks = new Map<string, string>()
   const fuzzStart = Date.now()
   for (let round = 0; round < MESSAGES; round++) {
     for (const tg of targets) {
       const kind = nextKind(g)
       const frames = kind === 'signed' ? tg.signed() : g.make(kind, tg.prefix())
+      if (process.env.JSPARALLEL_FUZZ_DEBUG && kind === 'signed' && tg.channel === 'task') {
+        const p = peek(frames)
+        if (p) sentTasks.set(String(p.header.msg_id), frames.slice(p.at + 6).map((f) => f.toString('hex').slice(0, 400)).join(' | '))
+      }
       await tg.socket.send(frames)
       tg.sent++
       if (tg === heartbeat ? frames.length !== 1 : kind !== 'signed') tg.mustDrop++
@@ -349,8 +361,11 @@ t.test('controller: 2 engines and a client work on while every bound socket gets
     lastQueue = q
     const busy = Object.entries(q).filter(([k, v]) => /^\d+$/.test(k) && typeof v === 'object' && v !== null && ((v as { queue: number }).queue > 0 || (v as { tasks: number }).tasks > 0))
     return q.unassigned === 0 && busy.length === 0 ? q : undefined
-  }, 'no task left queued after the flood', 60_000).catch((e: unknown) => {
+  }, 'no task left queued after the flood', 60_000).catch(async (e: unknown) => {
     t.comment(`queue status: ${JSON.stringify(lastQueue)}`)
+    const pending = await client.dbQuery({ completed: null }, ['msg_id', 'header', 'metadata', 'engine_uuid', 'queue'])
+    t.comment(`unfinished records: ${JSON.stringify(pending)}`)
+    for (const r of pending) t.comment(`buffers of ${r.msg_id}: ${sentTasks.get(String(r.msg_id))}`)
     throw e
   })
   t.ok(idle, 'no accepted task is left hanging')
@@ -375,7 +390,9 @@ t.test('controller: 2 engines and a client work on while every bound socket gets
   const windows = Math.ceil((Date.now() - started) / 10_000) + 1
   t.ok(warnings <= targets.length * 6 * windows + 20, `the log is rate limited: ${warnings} warning lines for ${sent} messages`)
   const growth = (rssAfter - rssWarm) / rssWarm
-  t.ok(growth < 0.1, `controller RSS ${rssWarm} KiB after warm-up, ${rssAfter} KiB after the flood (${(growth * 100).toFixed(1)}%)`)
+  const rss = `controller RSS ${rssWarm} KiB after warm-up, ${rssAfter} KiB after the flood (${(growth * 100).toFixed(1)}%)`
+  if (MESSAGES >= RSS_JUDGED_FROM) t.ok(growth < 0.1, rss)
+  else t.comment(`${rss}; judged only from ${RSS_JUDGED_FROM} messages per socket`)
   t.comment(`fuzz: ${MESSAGES} messages per socket to ${targets.length} sockets (seed ${SEED}) in ${(fuzzMs / 1000).toFixed(1)} s; ` +
     `${sent} sent, ${mustDrop} must be dropped, ${dropped} dropped; RSS ${rssWarm} -> ${rssAfter} KiB; ${warnings} warning lines; ${validResults} valid results`)
 })
