@@ -114,7 +114,7 @@ t.test('an engine that is not connected, or dies, is answered for with an Engine
     h.relay.engineLeft('B')
     t.equal(h.relay.pending, 0, 'nothing left waiting')
     const late = answer(h, h.toEngines[1] as Frames, 'b')
-    h.relay.replied(late)
+    t.throws(() => h.relay.replied(late), { name: 'ProtocolError', message: /not in flight/ }, 'the late reply is refused, for the receive loop to count')
     const replies = h.toClient.map((f) => received(h, f))
     if (coalescing) {
       t.equal(replies.length, 1)

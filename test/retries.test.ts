@@ -132,3 +132,15 @@ t.test('a poison task (it kills every engine it runs on) is given up after 3 eng
   t.equal(engines.filter((e) => e.child.exitCode !== null || e.child.signalCode !== null).length, 3, 'three engines died, not six')
   t.same(await lview.map((x: number) => x + 1, [1, 2, 3, 4, 5], { chunksize: 1 }), [2, 3, 4, 5, 6], 'the surviving engine runs other tasks')
 })
+
+t.test('a retried task that ends here (no engine left to try) leaves no task counted on the engine that failed it', async (t) => {
+  const { client } = await startCluster(t, 1)
+  const id = client.ids[0] as number
+  const view = client.loadBalancedView([id]).withFlags({ retries: 1 })
+  await t.rejects(view.apply(() => {
+    throw new Error('fails everywhere')
+  }), ImpossibleDependency)
+  const status = await client.queueStatus()
+  t.same(status[id], { queue: 0, completed: 0, tasks: 0 }, 'the engine holds no task')
+  t.equal(status.unassigned, 0)
+})

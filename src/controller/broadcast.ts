@@ -1,4 +1,4 @@
-import { errorContent } from '../common/errors.js'
+import { ProtocolError, errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import type { Session } from '../protocol/session.js'
@@ -83,15 +83,13 @@ export class BroadcastRelay {
     }
   }
 
-  /** A reply from an engine: `[engine uuid, ...client idents, <IDS|MSG>, ...]`. */
+  /** A reply from an engine: `[engine uuid, ...client idents, <IDS|MSG>, ...]`; throws for one that answers nothing in flight. */
   replied(frames: Frames): void {
     const { msg } = this.session.deserialize(frames)
     const parentId = (msg.parent_header as Partial<Header>).msg_id ?? ''
     const copy = this.copies.get(parentId)
-    if (!copy) {
-      this.hooks.log.warn(`broadcast: dropped a reply to ${parentId}, which is not in flight (late, or its engine was given up)`)
-      return
-    }
+    // Thrown rather than logged here: the receive loop counts it and rate-limits the warning, as any peer can send these.
+    if (!copy) throw new ProtocolError(`a reply to ${parentId}, which is not in flight (late, or its engine was given up)`)
     this.copies.delete(parentId)
     if (copy.coalescing) this.gathered(copy, msg)
     else this.hooks.toClient(frames.slice(1))

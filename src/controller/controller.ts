@@ -121,6 +121,8 @@ export class Controller {
   /** Task replies that came when their task was no longer pending on that engine (it was given up), and were discarded. */
   lateReplies = 0
   private lateReplyWarnings: RateLimitedWarnings | undefined
+  /** Dropped messages by channel (the receive loop's name), for the summary logged on stop. */
+  readonly droppedByChannel = new Map<string, number>()
   private readonly sockets: AnySocket[] = []
   private readonly outboxes = new Map<AnySocket, Outbox>()
   private readonly timers = new Set<NodeJS.Timeout>()
@@ -299,6 +301,10 @@ export class Controller {
   /** Stops timers, closes every socket and removes the connection files. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      if (this.droppedMessages > 0) {
+        const byChannel = [...this.droppedByChannel].map(([channel, n]) => `${channel} ${n}`).join(', ')
+        this.options.log.warn(`dropped ${this.droppedMessages} bad message(s) in all: ${byChannel}`)
+      }
       if (this.heartbeat) clearInterval(this.heartbeat)
       this.proxy?.terminate()
       for (const t of this.timers) clearTimeout(t)
@@ -382,8 +388,10 @@ export class Controller {
       this.hub.handleQuery(idents, msg)
     })
     this.loop(s.hbPong, 'heartbeat', (frames) => {
+      // An echo is exactly [routing id, ping payload]; one that answers no recent ping is ignored like a late one.
       const [id, payload] = frames
-      if (id && payload) this.monitor.pong(id.toString(), payload)
+      if (frames.length !== 2 || !id || !payload) throw new Error(`a heartbeat echo has ${frames.length - 1} frame(s) after the routing id; 1 is expected`)
+      this.monitor.pong(id.toString(), payload)
     })
     this.relay(s.muxClient, s.muxEngine, 'mux')
     this.relay(s.controlClient, s.controlEngine, 'control')
@@ -582,6 +590,7 @@ export class Controller {
     const drops = new RateLimitedWarnings(log)
     void receiveLoop(socket, handle, (error) => {
       this.droppedMessages++
+      this.droppedByChannel.set(channel, (this.droppedByChannel.get(channel) ?? 0) + 1)
       drops.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
     }).catch((e: unknown) => log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
   }

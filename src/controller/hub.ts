@@ -171,7 +171,12 @@ export class Hub {
   /** A task or direct request was answered; aborted load-balanced tasks are not counted as completed. */
   requestFinished(msgId: string, engineUuid: string | undefined, countAsCompleted: boolean): void {
     this.unassigned.delete(msgId)
-    const q = engineUuid === undefined ? undefined : this.queues.get(engineUuid)
+    if (engineUuid === undefined) {
+      // Ended here (timeout, impossible dependency), perhaps after an engine failed or refused it: none holds it now.
+      for (const q of this.queues.values()) q.tasks.delete(msgId)
+      return
+    }
+    const q = this.queues.get(engineUuid)
     if (!q) return
     const had = q.tasks.delete(msgId) || q.queue.delete(msgId)
     if (had && countAsCompleted) q.completed++

@@ -320,6 +320,7 @@ export class Engine {
     this.stopping ??= (async () => {
       this.stopReason = reason
       this.log.info(`stopping (${reason})`)
+      if (this.droppedMessages > 0) this.log.warn(`dropped ${this.droppedMessages} bad message(s) in all`)
       this.watchdog.stop()
       await this.tasks.close()
       this.output.flush()
