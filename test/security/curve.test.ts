@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/common/log.js'
 import { isCurveKey, type ClientConnectionInfo } from '../../src/protocol/connection-file.js'
 import { newCurveKeyPair, watchHandshake, type AnySocket } from '../../src/transport/sockets.js'
 import { RawPeer } from '../helpers/peer.js'
-import { startController, startEngine, startProcess, binPath, waitFor, type Teardown } from '../helpers/processes.js'
+import { startController, startEngine, startProcess, binPath, processAlive, tempDir, waitFor, type Teardown } from '../helpers/processes.js'
 
 const readJson = (path: string): Record<string, unknown> => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
 const secretFile = (profileDir: string): string => join(profileDir, 'security', 'ipcontroller-curve-secret.json')
@@ -173,4 +173,24 @@ t.test('--reuse --curve keeps the key pair across a restart', async (t) => {
   const rc = await Client.connect({ profileDir: first.profileDir, log: silentLogger })
   t.teardown(() => rc.close())
   t.same(await rc.queueStatus(), { unassigned: 0 }, 'and a client connects with it')
+})
+
+t.test('cluster start --curve: the cluster, its engines and its own watch of them all speak CurveZMQ', async (t) => {
+  const profileDir = join(tempDir(t), 'profile_curve')
+  const proc = startProcess(t, process.execPath, [binPath('cluster'), 'start', '-n', '2', '--curve', '--ping=3000', '--profile-dir', profileDir])
+  await proc.waitForOutput(/cluster ready/, 60_000)
+  const childPids = [...proc.output().matchAll(/started, pid (\d+)/g)].map((m) => Number(m[1]))
+  t.teardown(() => {
+    for (const pid of childPids) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+  })
+  t.ok(isCurveKey(readJson(join(profileDir, 'security', 'ipcontroller-client.json')).curve_serverkey), 'the controller runs with --curve')
+  const rc = await Client.connect({ profileDir, log: silentLogger })
+  t.teardown(() => rc.close())
+  await rc.waitForEngines(2, { timeoutMs: 30_000 })
+  t.same(await rc.loadBalancedView().map((x: number) => x + 1, [1, 2, 3]), [2, 3, 4])
+  // The cluster learns engine ids from notifications and unregisters a dead engine itself: both over CurveZMQ.
+  process.kill(childPids[2] as number, 'SIGKILL')
+  await waitFor(() => rc.ids.length === 1, 'the killed engine to be unregistered by the cluster (the 3 s heartbeat would take 30 s)', 15_000)
+  proc.child.kill('SIGINT')
+  t.equal((await proc.exited).code, 0, 'Ctrl-C stops it cleanly')
 })
