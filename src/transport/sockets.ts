@@ -73,8 +73,9 @@ export function createSubscriber(options: Secured = {}): zmq.Subscriber {
 /**
  * Calls `onRefused` once if the security handshake of a connecting socket fails before any succeeds: a mechanism
  * mismatch or an authentication failure at once, other handshake errors (a CURVE server hangs up on a client with
- * the wrong server key) after `tolerated` in a row. ZeroMQ itself only retries, silently. Returns a function that
- * stops watching; watching also ends with the first successful handshake.
+ * the wrong server key) after `tolerated` in a row. ZeroMQ itself only retries, silently. Call it before `connect`:
+ * events from before the watch are lost, and a mechanism mismatch is not retried. Returns a function that stops
+ * watching; watching also ends with the first successful handshake.
  */
 export function watchHandshake(socket: AnySocket, onRefused: (reason: string) => void, tolerated = 3): () => void {
   const events = socket.events
