@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { channelUrl } from '../../src/protocol/connection-file.js'
 import type { Message } from '../../src/protocol/messages.js'
 import { Session } from '../../src/protocol/session.js'
-import { closeAll, createDealer, createSubscriber, type AnySocket, type Curve, type Dealer, type Frames, type Subscriber } from '../../src/transport/sockets.js'
+import { closeAll, createDealer, createSubscriber, type AnySocket, type Dealer, type Frames, type Subscriber } from '../../src/transport/sockets.js'
 import type { Teardown } from './processes.js'
 
 /**
@@ -14,8 +14,7 @@ export class RawPeer {
   readonly info: Record<string, unknown> & { interface: string; key: string }
   private readonly sockets: AnySocket[] = []
 
-  /** `curve`: CurveZMQ options for every socket (none by default, whatever the file says). */
-  constructor(t: Teardown, connectionFile: string, session?: string, private readonly curve?: Curve) {
+  constructor(t: Teardown, connectionFile: string, session?: string) {
     this.info = JSON.parse(readFileSync(connectionFile, 'utf8')) as RawPeer['info']
     this.session = new Session({ key: this.info.key, session })
     t.teardown(() => closeAll(this.sockets))
@@ -26,14 +25,14 @@ export class RawPeer {
   }
 
   dealer(channel: string, routingId?: string): Inbox<Dealer> {
-    const socket = createDealer(routingId ? { routingId, curve: this.curve } : { curve: this.curve })
+    const socket = createDealer(routingId ? { routingId } : {})
     socket.connect(this.url(channel))
     this.sockets.push(socket)
     return new Inbox(socket, this.session)
   }
 
   subscriber(channel: string): Inbox<Subscriber> {
-    const socket = createSubscriber({ curve: this.curve })
+    const socket = createSubscriber()
     socket.connect(this.url(channel))
     this.sockets.push(socket)
     return new Inbox(socket, this.session)
