@@ -28,6 +28,7 @@ export {
   ConfigError,
   ProtocolError,
   TimeoutError,
+  HandshakeRefused,
   NoEnginesRegistered,
   RemoteError,
   CompositeError,

@@ -60,8 +60,8 @@ t.test('cluster stop stops the cluster of that profile', async (t) => {
 t.test('every command explains itself with --help', async (t) => {
   for (const [bin, args, pattern] of [
     ['cluster', ['--help'], /start.*stop/s],
-    ['cluster', ['start', '--help'], /--n <count>.*--scheme/s],
-    ['controller', ['--help'], /--ping.*--scheme.*--hwm.*--profile-dir/s],
+    ['cluster', ['start', '--help'], /--n <count>.*--scheme.*--curve/s],
+    ['controller', ['--help'], /--ping.*--scheme.*--hwm.*--curve.*--profile-dir/s],
     ['engine', ['--help'], /--file.*--uuid.*--profile-dir/s],
   ] as const) {
     const p = startProcess(t, process.execPath, [binPath(bin), ...args])

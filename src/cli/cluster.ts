@@ -14,6 +14,7 @@ interface StartFlags extends ProfileFlags {
   ping?: number
   plugin: string[]
   timeout: number
+  curve?: boolean
 }
 
 function pidFile(profileDir: string, clusterId: string): string {
@@ -29,6 +30,7 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0))
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10))
     .option('--plugin <module>', 'a scheme plugin module for the controller (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--curve', 'the controller encrypts and authenticates with CurveZMQ (see controller --help)')
     .option('--timeout <seconds>', 'how long to wait for the controller and engines to start', intOption('--timeout', 1), 60)
     .action(async (flags: StartFlags) => {
       const log = createLogger('cluster', logLevelOf(flags))
@@ -38,6 +40,7 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
       if (flags.scheme) controllerArgs.push(`--scheme=${flags.scheme}`)
       if (flags.hwm !== undefined) controllerArgs.push(`--hwm=${flags.hwm}`)
       if (flags.ping !== undefined) controllerArgs.push(`--ping=${flags.ping}`)
+      if (flags.curve) controllerArgs.push('--curve')
       for (const plugin of flags.plugin) controllerArgs.push(`--plugin=${resolve(plugin)}`)
       const cluster = new LocalCluster({ n: flags.n, profileDir, clusterId, controllerArgs, engineArgs: [`--log-level=${flags.logLevel}`], timeoutMs: flags.timeout * 1000, log })
       const pid = pidFile(profileDir, clusterId)

@@ -20,6 +20,7 @@ interface ControllerFlags extends ProfileFlags {
   nodb?: boolean
   reuse?: boolean
   restore?: boolean
+  curve?: boolean
 }
 
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
@@ -41,6 +42,7 @@ export function controllerCommand(): Command {
     .option('--nodb', 'same as --db=none (ipyparallel flag)')
     .option('--reuse', 'bind the ports and use the key of the connection files a previous controller left')
     .option('--restore', 'take over from a controller that died: implies --reuse; its engines and (with sqlite) task records come back')
+    .option('--curve', 'encrypt and authenticate every channel with CurveZMQ: only peers given the connection files (which carry the public curve_serverkey) can connect; JS clients and engines only, stock ipyparallel 7.1 ones cannot')
     .option('--plugin <module>', 'a module whose default export is { name: scheme } to add schemes (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   return addProfileOptions(command)
 }
@@ -90,6 +92,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     db: storeOf(flags),
     reuse: flags.reuse === true,
     restore: flags.restore === true,
+    curve: flags.curve === true,
     log,
   })
   const stop = async (): Promise<void> => {

@@ -7,7 +7,7 @@ import type { Logger } from '../common/log.js'
 import { TimeoutError } from '../common/errors.js'
 import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import { Session } from '../protocol/session.js'
-import { Outbox, closeAll, createDealer, createSubscriber, receiveLoop } from '../transport/sockets.js'
+import { Outbox, closeAll, createDealer, createSubscriber, curveClient, receiveLoop } from '../transport/sockets.js'
 
 const binDir = fileURLToPath(new URL('../../../bin/', import.meta.url))
 
@@ -101,8 +101,9 @@ export class LocalCluster {
   private async watchRegistrations(): Promise<void> {
     const info = readConnectionFile<ClientConnectionInfo>(this.clientFile, CLIENT_KEYS)
     this.session = new Session({ key: info.key })
-    const notifications = createSubscriber()
-    const query = createDealer()
+    const curve = curveClient(info.curve_serverkey)
+    const notifications = createSubscriber({ curve })
+    const query = createDealer({ curve })
     this.sockets.push(notifications, query)
     notifications.connect(channelUrl(info.interface, info.notification, info.location))
     query.connect(channelUrl(info.interface, info.registration, info.location))

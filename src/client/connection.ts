@@ -1,11 +1,13 @@
-import { EngineError, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent, type ErrorContent } from '../common/errors.js'
+import { EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent, type ErrorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { channelUrl, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import { parseIsoDate } from '../protocol/dates.js'
 import type { Header, JsonObject, Message, ReplyMetadata, TaskMetadata } from '../protocol/messages.js'
 import { decodeValue } from '../protocol/payload.js'
 import { Session } from '../protocol/session.js'
-import { closeAll, createDealer, createSubscriber, logHandlerError, Outbox, receiveLoop, type Dealer, type Frames, type Subscriber } from '../transport/sockets.js'
+import {
+  closeAll, createDealer, createSubscriber, curveClient, logHandlerError, Outbox, receiveLoop, watchHandshake, type Dealer, type Frames, type Subscriber,
+} from '../transport/sockets.js'
 import { EngineTable } from './engines.js'
 import { Task, type MutableMetadata } from './task.js'
 
@@ -63,6 +65,9 @@ export class Connection {
   private connected = false
   private earlyNotifications: Message[] = []
   private closeError: Error | undefined
+  /** Rejects if the controller refuses the security handshake before the first connection_reply. */
+  private readonly refusal: Promise<never>
+  private unwatchHandshake: () => void = () => {}
   /** Called once when the controller announces its shutdown. */
   onShutdown: () => void = () => {}
 
@@ -73,7 +78,20 @@ export class Connection {
   ) {
     // The session id as routing id: a controller restarted with --restore can still address this client.
     const routingId = session.session
-    this.dealers = { query: createDealer({ routingId }), mux: createDealer({ routingId }), task: createDealer({ routingId }), control: createDealer({ routingId }) }
+    // With a curve_serverkey, every socket is a CurveZMQ client with one key pair made for this connection.
+    const curve = curveClient(info.curve_serverkey)
+    this.dealers = {
+      query: createDealer({ routingId, curve }), mux: createDealer({ routingId, curve }), task: createDealer({ routingId, curve }), control: createDealer({ routingId, curve }),
+    }
+    const registration = channelUrl(info.interface, info.registration, info.location)
+    this.refusal = new Promise<never>((_, reject) => {
+      this.unwatchHandshake = watchHandshake(this.dealers.query, (reason) => reject(new HandshakeRefused(
+        `the controller at ${registration} refused the ZeroMQ handshake (${reason}); ${curve
+          ? 'is curve_serverkey in the connection file the controller\'s current key?'
+          : 'does it run with --curve? then the connection file must carry its curve_serverkey'}`,
+      )))
+    })
+    this.refusal.catch(() => {}) // heard only while connect() waits
     const ports: Record<Channel, number> = { query: info.registration, mux: info.mux, task: info.task, control: info.control }
     const onSendError = (channel: Channel) => (error: unknown) => this.log.warn(`${channel}: send failed: ${String(error)}`)
     this.outboxes = {} as Record<Channel, Outbox>
@@ -81,7 +99,7 @@ export class Connection {
       this.dealers[channel].connect(channelUrl(info.interface, ports[channel], info.location))
       this.outboxes[channel] = new Outbox(this.dealers[channel], onSendError(channel))
     }
-    this.subs = { notification: createSubscriber(), iopub: createSubscriber() }
+    this.subs = { notification: createSubscriber({ curve }), iopub: createSubscriber({ curve }) }
     this.subs.notification.connect(channelUrl(info.interface, info.notification, info.location))
     this.subs.iopub.connect(channelUrl(info.interface, info.iopub, info.location))
     this.listen(this.dealers.query, 'query', (f) => this.onReply(f))
@@ -123,12 +141,14 @@ export class Connection {
   async connect(timeoutMs: number): Promise<void> {
     let reply: Message
     try {
-      reply = await this.request('connection_request', {}, timeoutMs)
+      reply = await Promise.race([this.refusal, this.request('connection_request', {}, timeoutMs)])
     } catch (e) {
       if (e instanceof TimeoutError) {
         throw new TimeoutError(`no connection_reply from the controller at ${this.registrationUrl} within ${timeoutMs} ms; is it running?`, { cause: e })
       }
       throw e
+    } finally {
+      this.unwatchHandshake()
     }
     const engines = (reply.content.engines ?? {}) as Record<string, unknown>
     for (const [id, uuid] of Object.entries(engines)) {

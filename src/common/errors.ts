@@ -17,6 +17,12 @@ export class ConfigError extends JsParallelError {}
 /** A message that does not follow the wire protocol (bad frames, bad signature, bad JSON). */
 export class ProtocolError extends JsParallelError {}
 
+/**
+ * The controller refused ZeroMQ's security handshake: one side uses CurveZMQ and the other does not, or the
+ * connection file's `curve_serverkey` is not the controller's key.
+ */
+export class HandshakeRefused extends JsParallelError {}
+
 /** Waiting for something took longer than the caller allowed. */
 export class TimeoutError extends JsParallelError {}
 

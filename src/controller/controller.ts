@@ -16,10 +16,11 @@ import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
 import {
   Outbox, bindPort, closeAll, createDealer, createProxy, createPublisher, createRouter, createSubscriber, receiveLoop,
-  type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
+  type AnySocket, type Curve, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
 } from '../transport/sockets.js'
 import { BroadcastRelay } from './broadcast.js'
 import { HeartMonitor } from './heart-monitor.js'
+import { curveKeyFilePath, removeKeyPair, serverKeyPair, writeKeyPair } from './curve-keys.js'
 import { Hub, type SavedEngines } from './hub.js'
 import { openTaskStore, type TaskRecord, type TaskStore } from './store/index.js'
 import { TaskRecords } from './task-records.js'
@@ -65,6 +66,11 @@ export interface ControllerOptions {
    * and (with a SQLite store) serves its task records.
    */
   restore?: boolean
+  /**
+   * CurveZMQ: every channel encrypts, and accepts only peers that know the controller's public key (the connection
+   * files' `curve_serverkey`). Default false. Stock ipyparallel 7.1 peers cannot connect to such a controller.
+   */
+  curve?: boolean
   log?: Logger
   random?: () => number
 }
@@ -96,6 +102,7 @@ function fill(options: ControllerOptions): Filled {
     db: options.db ?? 'memory',
     reuse: options.reuse === true || options.restore === true,
     restore: options.restore === true,
+    curve: options.curve === true,
     log: options.log ?? createLogger('controller'),
     random: options.random ?? Math.random,
   }
@@ -161,7 +168,12 @@ export class Controller {
     const previous = options.reuse ? previousFiles(options.profileDir, options.clusterId, options.log) : undefined
     const key = options.key ?? previous?.client.key ?? newKey()
     const iface = `tcp://${options.ip}`
-    const s = makeSockets(options.scheme === PURE)
+    const keyFile = curveKeyFilePath(options.profileDir, options.clusterId)
+    const keys = options.curve ? serverKeyPair(keyFile, options.reuse, previous?.client.curve_serverkey, options.log) : undefined
+    if (!keys) removeKeyPair(keyFile)
+    else if (previous && !previous.client.curve_serverkey) options.log.warn('--curve: the previous controller did not use CurveZMQ; its peers must read the new connection files')
+    if (!keys && previous?.client.curve_serverkey) options.log.warn('the previous controller used CurveZMQ and this one does not (no --curve); its peers must read the new connection files')
+    const s = makeSockets(options.scheme === PURE, keys ? { role: 'server', secretKey: keys.secretKey } : undefined)
     const all: AnySocket[] = [...Object.values({ ...s, taskEngine: undefined }).filter((x) => x !== undefined), s.taskEngine.socket]
     let store: TaskStore | undefined
     try {
@@ -171,7 +183,7 @@ export class Controller {
       const c = previous?.client
       const e = previous?.engine
       const registration = await port(s.registration, options.registrationPort || c?.registration || undefined)
-      const base = { ssh: '', interface: iface, registration, key, curve_serverkey: null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
+      const base = { ssh: '', interface: iface, registration, key, curve_serverkey: keys?.publicKey ?? null, location: options.location, pack: 'json', unpack: 'json', signature_scheme: 'hmac-sha256' }
       const clientInfo: ClientConnectionInfo = {
         ...base, control: await port(s.controlClient, c?.control), mux: await port(s.muxClient, c?.mux), task: await port(s.taskClient, c?.task),
         task_scheme: options.scheme, iopub: await port(s.iopubClient, c?.iopub), notification: await port(s.notification, c?.notification),
@@ -187,9 +199,10 @@ export class Controller {
       controller.sockets.push(...all)
       controller.wire()
       if (options.restore) controller.restore()
+      if (keys) writeKeyPair(keyFile, keys)
       writeConnectionFile(controller.engineFile, engineInfo)
       writeConnectionFile(controller.clientFile, clientInfo)
-      options.log.info(`controller ready (scheme ${options.scheme}${options.scheme === PURE ? '' : `, hwm ${options.hwm}`}, ${store.kind} task store); client file ${controller.clientFile}`)
+      options.log.info(`controller ready (scheme ${options.scheme}${options.scheme === PURE ? '' : `, hwm ${options.hwm}`}, ${store.kind} task store${keys ? ', CurveZMQ' : ''}); client file ${controller.clientFile}`)
       return controller
     } catch (e) {
       store?.close()
@@ -311,6 +324,7 @@ export class Controller {
       if (!this.options.reuse) {
         removeConnectionFile(this.clientFile)
         removeConnectionFile(this.engineFile)
+        removeKeyPair(curveKeyFilePath(this.options.profileDir, this.options.clusterId))
       }
       // Let replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
       await Promise.race([Promise.all([...this.outboxes.values()].map((o) => o.drained())), new Promise((r) => setTimeout(r, 500))])
@@ -625,22 +639,23 @@ interface Sockets {
   broadcastEngine: Router
 }
 
-function makeSockets(pure: boolean): Sockets {
+/** Every socket the controller binds; with `curve`, each is a CURVE server. */
+function makeSockets(pure: boolean, curve: Curve | undefined): Sockets {
   return {
-    registration: createRouter(),
-    notification: createPublisher(),
-    hbPing: createPublisher(),
-    hbPong: createRouter(),
-    muxClient: createRouter({ routingId: 'mux_in' }),
+    registration: createRouter({ curve }),
+    notification: createPublisher({ curve }),
+    hbPing: createPublisher({ curve }),
+    hbPong: createRouter({ curve }),
+    muxClient: createRouter({ routingId: 'mux_in', curve }),
     // Engine-facing ROUTERs refuse to drop messages for unknown peers, so nothing is lost silently.
-    muxEngine: createRouter({ routingId: 'mux_out', mandatory: true }),
-    controlClient: createRouter({ routingId: 'control_in' }),
-    controlEngine: createRouter({ routingId: 'control_out', mandatory: true }),
-    taskClient: createRouter({ routingId: 'task_in' }),
-    taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: TASK_ROUTER }) } : { type: 'router', socket: createRouter({ routingId: TASK_ROUTER, mandatory: true }) },
-    iopubEngine: createSubscriber(),
-    iopubClient: createPublisher(),
-    broadcastClient: createRouter({ routingId: 'sub_scheduler_0' }),
-    broadcastEngine: createRouter({ routingId: 'sub_scheduler_00' }),
+    muxEngine: createRouter({ routingId: 'mux_out', mandatory: true, curve }),
+    controlClient: createRouter({ routingId: 'control_in', curve }),
+    controlEngine: createRouter({ routingId: 'control_out', mandatory: true, curve }),
+    taskClient: createRouter({ routingId: 'task_in', curve }),
+    taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: TASK_ROUTER, curve }) } : { type: 'router', socket: createRouter({ routingId: TASK_ROUTER, mandatory: true, curve }) },
+    iopubEngine: createSubscriber({ curve }),
+    iopubClient: createPublisher({ curve }),
+    broadcastClient: createRouter({ routingId: 'sub_scheduler_0', curve }),
+    broadcastEngine: createRouter({ routingId: 'sub_scheduler_00', curve }),
   }
 }

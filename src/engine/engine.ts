@@ -1,12 +1,12 @@
-import { ConfigError, errorContent } from '../common/errors.js'
+import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
 import { TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import {
-  Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, receiveLoop,
-  type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
+  Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, curveClient, receiveLoop, watchHandshake,
+  type AnySocket, type Curve, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
 } from '../transport/sockets.js'
 import { Executor, type TaskRunner } from './executor.js'
 import { HeartbeatWatchdog } from './heartbeat.js'
@@ -43,7 +43,6 @@ type Filled = Required<Omit<EngineOptions, 'id'>> & { id: number | undefined }
 
 function fill(options: EngineOptions): Filled {
   const connection = checkConnectionInfo<EngineConnectionInfo>(options.connection, ENGINE_KEYS, 'the engine connection info')
-  if (connection.curve_serverkey) throw new ConfigError('the controller uses CurveZMQ (curve_serverkey is set), which the JavaScript engine does not support yet')
   const { id, registrationTimeoutMs = 5000, maxHeartbeatMisses = 50 } = options
   if (id !== undefined && (!Number.isInteger(id) || id < 0)) throw new ConfigError(`id must be a whole number >= 0, got ${id}`)
   if (!(registrationTimeoutMs > 0)) throw new ConfigError(`registrationTimeoutMs must be a positive number of milliseconds, got ${registrationTimeoutMs}`)
@@ -141,6 +140,8 @@ export class Engine {
     private readonly session: Session,
     registration: Registration,
     private readonly registrar: Dealer,
+    /** CurveZMQ for every socket, with one key pair, when the connection file names the controller's key. */
+    private readonly curve: Curve | undefined,
   ) {
     this.uuid = options.uuid
     this.id = registration.id
@@ -148,9 +149,9 @@ export class Engine {
     this.drops = new RateLimitedWarnings(options.log)
     this.identity = { uuid: this.uuid, id: this.id }
     this.closed = new Promise((resolve) => (this.markClosed = resolve))
-    this.shell = createRouter({ routingId: this.uuid })
-    this.control = createRouter({ routingId: this.uuid })
-    this.iopub = createPublisher()
+    this.shell = createRouter({ routingId: this.uuid, curve })
+    this.control = createRouter({ routingId: this.uuid, curve })
+    this.iopub = createPublisher({ curve })
     this.sockets.push(registrar, this.shell, this.control, this.iopub)
     this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.timers)
     const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
@@ -186,21 +187,33 @@ export class Engine {
     const options = fill(userOptions)
     const { connection: info, log } = options
     const session = new Session({ key: info.key, session: options.uuid, signatureScheme: info.signature_scheme })
-    const registrar = createDealer({ routingId: options.uuid })
+    const curve = curveClient(info.curve_serverkey)
+    const registrar = createDealer({ routingId: options.uuid, curve })
     const outbox = new Outbox(registrar, (e) => log.warn(`registration: could not send: ${(e as Error).message}`))
     let registration: Registration
+    let unwatch = (): void => {}
     try {
       const url = channelUrl(info.interface, info.registration, info.location)
-      log.info(`registering with the controller at ${url} as ${options.uuid}`)
+      log.info(`registering with the controller at ${url} as ${options.uuid}${curve ? ' (CurveZMQ)' : ''}`)
+      // A refused handshake would otherwise look like a silent controller until the registration timeout.
+      const refused = new Promise<never>((_, reject) => {
+        unwatch = watchHandshake(registrar, (reason) => reject(new HandshakeRefused(
+          `the controller at ${url} refused the ZeroMQ handshake (${reason}); ${curve ? 'is curve_serverkey in the connection file the controller\'s current key?' : 'does it run with --curve? then the connection file must carry its curve_serverkey'}`,
+        )))
+      })
       registrar.connect(url)
-      registration = await register({
+      const registering = register({
         session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, timers: options.timers,
       })
+      registering.catch(() => {}) // when the refusal wins the race, this one fails later, unheard
+      registration = await Promise.race([refused, registering])
     } catch (e) {
       registrar.close()
       throw e
+    } finally {
+      unwatch()
     }
-    const engine = new Engine(options, session, registration, registrar)
+    const engine = new Engine(options, session, registration, registrar, curve)
     engine.outboxes.set(registrar, outbox)
     try {
       engine.connect(registration)
@@ -232,8 +245,8 @@ export class Engine {
     this.listen(this.control, 'control', (frames) => this.dispatch(frames, this.controlHandlers, 'control'))
 
     // The heart: every ping is echoed unchanged from the main thread, which user code never occupies.
-    const ping: Subscriber = createSubscriber()
-    const pong = createDealer({ routingId: this.uuid })
+    const ping: Subscriber = createSubscriber({ curve: this.curve })
+    const pong = createDealer({ routingId: this.uuid, curve: this.curve })
     this.sockets.push(ping, pong)
     ping.connect(url(info.hb_ping))
     pong.connect(url(info.hb_pong))

@@ -97,9 +97,18 @@ export function checkConnectionInfo<T>(info: unknown, required: readonly (keyof 
   }
   const scheme = (info as { signature_scheme?: unknown }).signature_scheme
   if (scheme !== undefined && scheme !== 'hmac-sha256') throw new ConfigError(`${where}: signature_scheme ${JSON.stringify(scheme)} is not supported (only hmac-sha256)`)
+  const serverKey = (info as { curve_serverkey?: unknown }).curve_serverkey
+  if (serverKey !== undefined && serverKey !== null && serverKey !== '' && !isCurveKey(serverKey)) {
+    throw new ConfigError(`${where}: curve_serverkey must be a CurveZMQ public key (40 characters of Z85) or null`)
+  }
   const packer = (info as { pack?: unknown }).pack
   if (packer !== undefined && packer !== 'json') throw new ConfigError(`${where}: pack ${JSON.stringify(packer)} is not supported (only json)`)
   return info as T
+}
+
+/** Z85 as ZeroMQ writes a 32-byte CurveZMQ key: 40 characters of its 85-letter alphabet. */
+export function isCurveKey(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/.test(value)
 }
 
 export const CLIENT_KEYS = ['interface', 'registration', 'control', 'mux', 'task', 'iopub', 'notification', 'key'] as const

@@ -13,23 +13,97 @@ type Sender = zmq.Router | zmq.Dealer | zmq.Publisher
 
 const common = { sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 }
 
-export function createRouter(options: { routingId?: string; mandatory?: boolean } = {}): zmq.Router {
-  return new zmq.Router({ ...common, ...options })
+/** A CurveZMQ key pair: two keys of 40 characters in Z85. */
+export interface CurveKeyPair {
+  publicKey: string
+  secretKey: string
 }
 
-export function createDealer(options: { routingId?: string } = {}): zmq.Dealer {
-  return new zmq.Dealer({ ...common, ...options })
+/**
+ * CurveZMQ on one socket. `server`: the controller's sockets, with its long-term secret key. `client`: a peer that
+ * knows the server's public key and authenticates with a key pair of its own. No value: ZeroMQ's NULL mechanism,
+ * in the clear, and a CURVE server refuses the handshake.
+ */
+export type Curve = { role: 'server'; secretKey: string } | { role: 'client'; serverKey: string; keys: CurveKeyPair }
+
+export function newCurveKeyPair(): CurveKeyPair {
+  return zmq.curveKeyPair()
 }
 
-export function createPublisher(): zmq.Publisher {
-  return new zmq.Publisher({ sendHighWaterMark: 0, linger: 0 })
+/**
+ * The client side of CurveZMQ for a peer whose connection file names `serverKey` (its `curve_serverkey`): a fresh
+ * key pair, used by all of that peer's sockets. `undefined` (no server key) means no CurveZMQ.
+ */
+export function curveClient(serverKey: string | null | undefined): Curve | undefined {
+  return serverKey ? { role: 'client', serverKey, keys: newCurveKeyPair() } : undefined
+}
+
+/** Socket options for `curve`. The server key makes libzmq's socket a CURVE client, so it is set first. */
+function security(curve: Curve | undefined): Partial<zmq.SocketOptions<zmq.Dealer>> {
+  if (!curve) return {}
+  if (curve.role === 'server') return { curveServer: true, curveSecretKey: curve.secretKey }
+  return { curveServerKey: curve.serverKey, curvePublicKey: curve.keys.publicKey, curveSecretKey: curve.keys.secretKey }
+}
+
+interface Secured {
+  curve?: Curve | undefined
+}
+
+export function createRouter(options: { routingId?: string; mandatory?: boolean } & Secured = {}): zmq.Router {
+  const { curve, ...rest } = options
+  return new zmq.Router({ ...common, ...rest, ...security(curve) })
+}
+
+export function createDealer(options: { routingId?: string } & Secured = {}): zmq.Dealer {
+  const { curve, ...rest } = options
+  return new zmq.Dealer({ ...common, ...rest, ...security(curve) })
+}
+
+export function createPublisher(options: Secured = {}): zmq.Publisher {
+  return new zmq.Publisher({ sendHighWaterMark: 0, linger: 0, ...security(options.curve) })
 }
 
 /** A SUB socket subscribed to every topic. */
-export function createSubscriber(): zmq.Subscriber {
-  const sub = new zmq.Subscriber({ receiveHighWaterMark: 0, linger: 0 })
+export function createSubscriber(options: Secured = {}): zmq.Subscriber {
+  const sub = new zmq.Subscriber({ receiveHighWaterMark: 0, linger: 0, ...security(options.curve) })
   sub.subscribe()
   return sub
+}
+
+/**
+ * Calls `onRefused` once if the security handshake of a connecting socket fails before any succeeds: a mechanism
+ * mismatch or an authentication failure at once, other handshake errors (a CURVE server hangs up on a client with
+ * the wrong server key) after `tolerated` in a row. ZeroMQ itself only retries, silently. Call it before `connect`:
+ * events from before the watch are lost, and a mechanism mismatch is not retried. Returns a function that stops
+ * watching; watching also ends with the first successful handshake.
+ */
+export function watchHandshake(socket: AnySocket, onRefused: (reason: string) => void, tolerated = 3): () => void {
+  const events = socket.events
+  let failures = 0
+  let done = false
+  const stop = (): void => {
+    if (done) return
+    done = true
+    events.off('handshake', succeeded)
+    events.off('handshake:error:protocol', fatal)
+    events.off('handshake:error:auth', fatal)
+    events.off('handshake:error:other', other)
+  }
+  const refuse = (reason: string): void => {
+    stop()
+    onRefused(reason)
+  }
+  const describe = (error: { message: string; code?: string } | undefined): string => `${error?.code ?? 'no code'}: ${error?.message ?? 'no detail'}`
+  const succeeded = (): void => stop()
+  const fatal = (event: { error?: { message: string; code?: string } }): void => refuse(describe(event.error))
+  const other = (event: { error?: { message: string; code?: string } }): void => {
+    if (++failures >= tolerated) refuse(`${failures} failed handshakes, the last ${describe(event.error)}`)
+  }
+  events.on('handshake', succeeded)
+  events.on('handshake:error:protocol', fatal)
+  events.on('handshake:error:auth', fatal)
+  events.on('handshake:error:other', other)
+  return stop
 }
 
 /** Binds to `<iface>:<port>` (port 0 = a free one) and returns the bound port. */
