@@ -16,7 +16,8 @@ import { decodeValue, encodeApply } from '../../src/protocol/payload.js'
 import { Session } from '../../src/protocol/session.js'
 import { closeAll, createDealer, createPublisher, createSubscriber, type AnySocket, type Dealer, type Frames, type Publisher } from '../../src/transport/sockets.js'
 import { EngineHarness, type EngineChannel } from '../helpers/engine-harness.js'
-import { DROPPED_KINDS, Garbage, peek, seededRandom } from '../helpers/garbage.js'
+import { DROPPED_KINDS, Garbage, peek } from '../helpers/garbage.js'
+import { seededRandom } from '../helpers/random.js'
 import { startController, startEngine, tempDir, waitFor } from '../helpers/processes.js'
 
 const MESSAGES = positiveInt(process.env.JSPARALLEL_FUZZ_MESSAGES, 3000)

@@ -2,18 +2,6 @@ import { DELIMITER } from '../../src/protocol/messages.js'
 import type { Session } from '../../src/protocol/session.js'
 import type { Frames } from '../../src/transport/sockets.js'
 
-/** A seeded PRNG (mulberry32): the same seed gives the same fuzz run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** Kinds of bad message that must be dropped and counted: none of them verifies or parses. */
 export const DROPPED_KINDS = [
   'frame-count', 'no-delimiter', 'bad-signature', 'missing-signature', 'replay', 'non-json', 'wrong-shape', 'empty-frames', 'oversized', 'random-frames',
