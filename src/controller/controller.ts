@@ -9,7 +9,7 @@ import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import { PROTOCOL_VERSION, TASK_ROUTER, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
+import { PROTOCOL_VERSION, TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
 import { PackedFrames } from '../protocol/frames.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
@@ -120,6 +120,12 @@ export const PURE = 'pure'
  * The controller: binds every channel, writes the connection files, and joins the hub, the heartbeat monitor,
  * the task scheduler and the relays on one event loop.
  */
+/** A task of a restored engine that the previous controller gave it. */
+interface Orphan {
+  record: Partial<TaskRecord>
+  idents: Buffer[]
+}
+
 export class Controller {
   readonly clientFile: string
   readonly engineFile: string
@@ -256,13 +262,12 @@ export class Controller {
       this.records.adopt(record.msg_id)
       if (record.engine_uuid && restored.has(record.engine_uuid)) {
         let set = this.orphans.get(record.engine_uuid)
-        if (!set) this.orphans.set(record.engine_uuid, (set = new Map<string, { header: Header; idents: Buffer[] }>()))
-        set.set(record.msg_id, { header, idents })
+        if (!set) this.orphans.set(record.engine_uuid, (set = new Map<string, Orphan>()))
+        set.set(record.msg_id, { record, idents })
         waiting++
         continue
       }
-      const msg: Message = { header, parent_header: {}, metadata: record.metadata ?? {}, content: record.content ?? {}, buffers: record.buffers ?? [] }
-      this.acceptTask(idents, msg, this.session.serialize(msg), { recorded: true })
+      this.requeue(record, idents)
       requeued++
     }
     if (unfinished.length > 0) this.options.log.info(`--restore: ${waiting} unfinished task(s) wait for their engines, ${requeued} went back to the scheduler`)
@@ -287,15 +292,39 @@ export class Controller {
     }
   }
 
-  /** Tasks of a restored engine that the previous controller gave it: msg_id -> request header and client identity. */
-  private readonly orphans = new Map<string, Map<string, { header: Header; idents: Buffer[] }>>()
+  /** A task the previous controller accepted, from its record, back in the scheduler under its own msg_id. */
+  private requeue(record: Partial<TaskRecord>, idents: Buffer[]): void {
+    const msg: Message = { header: record.header as unknown as Header, parent_header: {}, metadata: record.metadata ?? {}, content: record.content ?? {}, buffers: record.buffers ?? [] }
+    this.acceptTask(idents, msg, this.session.serialize(msg), { recorded: true })
+  }
+
+  /** Tasks of a restored engine that the previous controller gave it: msg_id -> its record and client identity. */
+  private readonly orphans = new Map<string, Map<string, Orphan>>()
+
+  /**
+   * A JavaScript engine that saw its controller restart says which tasks it holds (after sending its last replies
+   * again, on the same channel, so those have been taken by now). An orphan it neither finished nor holds never
+   * reached it (the request was lost with the previous controller): it goes back to the scheduler. Safe to run,
+   * since that engine never had it.
+   */
+  private reconcileOrphans(engineUuid: string, held: Set<string>): void {
+    const orphans = this.orphans.get(engineUuid)
+    if (!orphans) return
+    for (const [msgId, { record, idents }] of orphans) {
+      if (held.has(msgId)) continue
+      orphans.delete(msgId)
+      this.options.log.info(`--restore: task ${msgId} never reached engine ${this.hub.engineByUuid(engineUuid)?.id ?? engineUuid} (lost with the previous controller); it goes back to the scheduler`)
+      this.requeue(record, idents)
+    }
+  }
 
   /** An engine left: the orphaned tasks it held can no longer finish. */
   private failOrphans(engineUuid: string): void {
     const held = this.orphans.get(engineUuid)
     if (!held) return
     this.orphans.delete(engineUuid)
-    for (const [, { header, idents }] of held) {
+    for (const [, { record, idents }] of held) {
+      const header = record.header as unknown as Header
       const reply = this.replyError(this.s.taskClient, idents, header, 'EngineError', `Engine ${engineUuid} died while running task '${header.msg_id}'`, { status: 'error', engine: engineUuid, dependencies_met: true })
       this.records.finished(reply, engineUuid)
     }
@@ -498,6 +527,12 @@ export class Controller {
   private taskReplied(frames: Frames): void {
     const { idents, msg, wire } = this.session.deserialize(frames)
     const engineUuid = idents[0]?.toString() ?? ''
+    if (msg.header.msg_type === TASK_INVENTORY) {
+      const ids = (msg.content as { msg_ids?: unknown }).msg_ids
+      if (!Array.isArray(ids)) throw new Error(`${TASK_INVENTORY} without a msg_ids list`)
+      this.reconcileOrphans(engineUuid, new Set(ids.map(String)))
+      return
+    }
     const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
     const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
     const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)

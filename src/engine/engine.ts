@@ -2,7 +2,7 @@ import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
-import { TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
+import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import {
   Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, curveClient, receiveLoop, watchHandshake,
@@ -254,11 +254,14 @@ export class Engine {
       this.send(pong, frames)
       this.watchdog.ping()
       const again = this.recentReplies.beat(frames[0])
-      if (again.length > 0) this.log.warn(`the controller restarted: sending the last ${again.length} task replies again, in case one was lost with it`)
+      if (again === undefined) return
+      this.log.warn(`the controller restarted: sending the last ${again.length} task replies again, in case one was lost with it`)
       for (const r of again) {
         const msg = this.session.msg(r.type, r.content, { parent: r.parent, metadata: { ...r.metadata, resent: true }, buffers: r.buffers })
         this.send(this.shell, this.session.serialize(msg, r.idents))
       }
+      // Then what it holds: a restored controller learns which of the tasks it thinks are here never arrived.
+      this.send(this.shell, this.session.serialize(this.session.msg(TASK_INVENTORY, { msg_ids: this.tasks.held }), [Buffer.from(TASK_ROUTER)]))
     })
     this.watchdog.start()
   }

@@ -23,7 +23,8 @@ export interface RecentRepliesLimits {
  * waits for that reply. A restart shows in the heartbeat, whose payload is the controller's lifetime in
  * seconds: it starts again near zero. The replies go out again at the new controller's second ping, when the
  * task channel has had a heartbeat period to reconnect. The controller takes the ones it waits for and
- * quietly discards the rest (they carry `resent: true` in their metadata).
+ * quietly discards the rest (they carry `resent: true` in their metadata). Then the engine sends the msg_ids it
+ * holds (TASK_INVENTORY), so that the controller learns which of its tasks never arrived.
  */
 export class RecentReplies {
   private readonly kept: SentReply[] = []
@@ -44,17 +45,20 @@ export class RecentReplies {
     }
   }
 
-  /** A ping arrived with this payload; returns the replies to send again now (usually none). */
-  beat(payload: Buffer | undefined): SentReply[] {
+  /**
+   * A ping arrived with this payload. Usually returns undefined; at the new controller's second ping after a
+   * restart, the replies to send again (perhaps none), after which the engine also says what it holds.
+   */
+  beat(payload: Buffer | undefined): SentReply[] | undefined {
     const lifetime = Number(payload?.toString())
-    if (!Number.isFinite(lifetime)) return []
+    if (!Number.isFinite(lifetime)) return undefined
     const restarted = this.lastBeat !== undefined && lifetime < this.lastBeat
     this.lastBeat = lifetime
     if (restarted) {
       this.resendAtNextBeat = true
-      return []
+      return undefined
     }
-    if (!this.resendAtNextBeat) return []
+    if (!this.resendAtNextBeat) return undefined
     this.resendAtNextBeat = false
     return [...this.kept]
   }

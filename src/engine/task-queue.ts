@@ -74,6 +74,11 @@ export class TaskQueue {
     return this.running !== undefined
   }
 
+  /** The msg_ids of the task running now and of those waiting. */
+  get held(): string[] {
+    return [...(this.running ? [this.running.request] : []), ...this.queue].map((r) => r.msg.header.msg_id)
+  }
+
   submit(request: ShellRequest): void {
     const msgId = request.msg.header.msg_id
     if (this.closed || this.aborted.delete(msgId)) {

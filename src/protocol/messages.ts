@@ -71,3 +71,10 @@ export function replyTypeOf(requestType: string): string {
 
 /** The routing identity of the controller's engine-facing task socket, as ipyparallel names it. */
 export const TASK_ROUTER = 'task_out'
+
+/**
+ * jsparallel's one message beyond ipyparallel's: a JavaScript engine that sees its controller restart sends the
+ * msg_ids of the tasks it holds (running or queued) on the task channel, so that a controller restored with
+ * `--restore` can tell a task that is still running there from one whose request was lost with its predecessor.
+ */
+export const TASK_INVENTORY = 'jsparallel_task_inventory'
