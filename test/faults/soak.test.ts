@@ -1,0 +1,89 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import t from 'tap'
+import type { AsyncResult } from '../../src/index.js'
+import { startCluster } from '../helpers/cluster.js'
+
+/**
+ * Issue 7, item 9: a soak at half the measured peak rate, with tasks of mixed sizes. Throughput must hold steady,
+ * memory stay flat after warm-up, and no file descriptor or client handle be left behind.
+ * `JSPARALLEL_SOAK_SECONDS` sets the length (default 20, for CI); `npm run soak` runs 10 minutes.
+ */
+const SECONDS = Number(process.env.JSPARALLEL_SOAK_SECONDS ?? 20)
+const WINDOWS = 10
+const TICK_MS = 50
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : NaN
+}
+const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
+
+/** Mixed sizes: mostly a number, sometimes 10 KB of text, rarely 1 MiB of bytes. */
+function argumentFor(i: number): number | string | Uint8Array {
+  if (i % 100 === 99) return new Uint8Array(1 << 20).fill(i % 251)
+  if (i % 10 === 9) return 'x'.repeat(10_240)
+  return i
+}
+/** The task (and the client's check of it): a number back for each argument, so replies stay small. */
+const measure = (x: unknown): number => (typeof x === 'number' ? x : typeof x === 'string' ? x.length : (x as Uint8Array).length + ((x as Uint8Array)[0] ?? 0))
+
+t.test(`soak: ${SECONDS} s at half the peak rate, mixed task sizes`, async (t) => {
+  const { client, proc, engines } = await startCluster(t, 2)
+  const lview = client.loadBalancedView()
+
+  // The peak: small tasks, all submitted at once.
+  const warmUp = Array.from({ length: 500 }, (_, i) => lview.apply(measure, i))
+  await Promise.all(warmUp.map((ar) => ar.get(60_000)))
+  const peakStart = performance.now()
+  const burst = Array.from({ length: 3000 }, (_, i) => lview.apply(measure, i))
+  await Promise.all(burst.map((ar) => ar.get(120_000)))
+  const peak = 3000 / ((performance.now() - peakStart) / 1000)
+  const rate = peak / 2
+  const clientResources = process.getActiveResourcesInfo().length
+  const fdsBefore = [proc.pid, ...engines.map((e) => e.pid)].map(fds)
+
+  const perTick = rate * (TICK_MS / 1000)
+  const windowMs = (SECONDS * 1000) / WINDOWS
+  const done: number[] = Array.from({ length: WINDOWS }, () => 0)
+  const memory: number[] = []
+  const pending: AsyncResult<number>[] = []
+  let wrong = 0
+  let submitted = 0
+  let owed = 0
+  const start = performance.now()
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const elapsed = performance.now() - start
+      if (elapsed >= SECONDS * 1000) {
+        clearInterval(tick)
+        resolve()
+        return
+      }
+      for (owed += perTick; owed >= 1; owed--) {
+        const i = submitted++
+        const arg = argumentFor(i)
+        const ar = lview.apply(measure, arg)
+        pending.push(ar)
+        void ar.then((v) => {
+          if (v !== measure(arg)) wrong++
+          const w = Math.floor((performance.now() - start) / windowMs)
+          if (w < WINDOWS) done[w] = (done[w] ?? 0) + 1
+        }, () => wrong++)
+      }
+      if (memory.length < Math.floor(elapsed / windowMs)) memory.push(rssMiB(proc.pid))
+    }, TICK_MS)
+  })
+  await Promise.all(pending.map((ar) => ar.get(120_000)))
+  memory.push(rssMiB(proc.pid))
+
+  const perSecond = done.map((n) => n / (windowMs / 1000))
+  const steady = perSecond.slice(2, -1)
+  t.comment(`soak: peak ${Math.round(peak)}/s, target ${Math.round(rate)}/s, ${submitted} tasks; per window ${perSecond.map(Math.round).join(' ')}/s; controller RSS ${memory.map((m) => m.toFixed(0)).join(' ')} MiB`)
+  t.equal(wrong, 0, 'every result right')
+  t.ok(steady.every((r) => Math.abs(r - rate) <= rate * 0.25), `throughput steady within 25% of ${Math.round(rate)}/s after warm-up`)
+  const settled = memory[2] ?? NaN
+  const last = memory.at(-1) ?? NaN
+  t.ok(last <= settled * 1.1 + 8, `controller RSS flat after warm-up (${settled.toFixed(1)} -> ${last.toFixed(1)} MiB)`)
+  t.same([proc.pid, ...engines.map((e) => e.pid)].map(fds), fdsBefore, 'no file descriptor left open in controller or engines')
+  t.equal(process.getActiveResourcesInfo().length, clientResources, 'no timer or handle left in the client')
+})
