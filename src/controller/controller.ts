@@ -624,6 +624,7 @@ export class Controller {
       outbox = new Outbox(socket, (error, failed) => {
         const fallback = this.undeliverable.get(failed)
         if (fallback) fallback()
+        else if (socket === this.s.taskClient || socket === this.s.muxClient) this.redeliver(socket, failed, 1)
         else this.options.log.warn(`send failed: ${(error as Error).message}`)
       })
       this.outboxes.set(socket, outbox)
@@ -633,6 +634,24 @@ export class Controller {
   }
 
   private readonly undeliverable = new WeakMap<Frames, () => void>()
+
+  /**
+   * A reply to a client that is not connected: it may be reconnecting (after a controller restart, its sockets
+   * come back a moment after the restored controller has started sending), so it is tried again every 200 ms
+   * for 10 s. After that it is dropped; the result stays in the task records, where the client can ask for it.
+   */
+  private redeliver(socket: Router, frames: Frames, attempt: number): void {
+    if (this.stopping) return
+    if (attempt > 50) {
+      this.options.log.info(`dropped a reply to client ${frames[0]?.toString() ?? '?'}: not connected for 10 s (the result stays in the task records)`)
+      return
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1))
+    }, 200)
+    this.timers.add(timer)
+  }
 
   private loop(socket: Router | Subscriber, channel: string, handle: (frames: Frames) => void): void {
     const log = this.options.log
@@ -681,12 +700,14 @@ function makeSockets(pure: boolean, curve: Curve | undefined): Sockets {
     notification: createPublisher({ curve }),
     hbPing: createPublisher({ curve }),
     hbPong: createRouter({ curve }),
-    muxClient: createRouter({ routingId: 'mux_in', curve }),
+    muxClient: createRouter({ routingId: 'mux_in', mandatory: true, curve }),
     // Engine-facing ROUTERs refuse to drop messages for unknown peers, so nothing is lost silently.
     muxEngine: createRouter({ routingId: 'mux_out', mandatory: true, curve }),
     controlClient: createRouter({ routingId: 'control_in', curve }),
     controlEngine: createRouter({ routingId: 'control_out', mandatory: true, curve }),
-    taskClient: createRouter({ routingId: 'task_in', curve }),
+    // Mandatory routing tells a reply to a client that is not connected (yet) from one delivered; not with the
+    // native device of the pure scheme, which would stop at the first such error.
+    taskClient: createRouter({ routingId: 'task_in', mandatory: !pure, curve }),
     taskEngine: pure ? { type: 'dealer', socket: createDealer({ routingId: TASK_ROUTER, curve }) } : { type: 'router', socket: createRouter({ routingId: TASK_ROUTER, mandatory: true, curve }) },
     iopubEngine: createSubscriber({ curve }),
     iopubClient: createPublisher({ curve }),

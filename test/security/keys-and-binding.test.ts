@@ -90,3 +90,30 @@ t.test('the key appears in no log line, even at debug level', async (t) => {
   t.notOk(c.proc.output().includes(key), 'not in the controller log')
   t.notOk(engine.output().includes(key), 'not in the engine log')
 })
+
+t.test('with the right key, a tampered header and a replayed message are each rejected and change nothing', async (t) => {
+  const c = await startController(t)
+  const peer = new RawPeer(t, c.clientFile)
+  const task = peer.dealer('task')
+  const client = new Client({ profileDir: c.profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  // A valid request, with no engine to take it: it waits in the controller's queue and is recorded.
+  const valid = peer.frames('apply_request', {}, { metadata: { language: 'javascript' } })
+  await task.send(valid)
+  const delimiter = valid.findIndex((f) => f.toString() === '<IDS|MSG>')
+  const header = JSON.parse((valid[delimiter + 2] as Buffer).toString()) as { msg_id: string }
+  const queued = async (): Promise<{ unassigned: number; recorded: string[] }> => ({
+    unassigned: (await client.queueStatus()).unassigned,
+    recorded: (await client.dbQuery({}, ['msg_id'])).map((r) => r.msg_id as string),
+  })
+  t.same(await queued(), { unassigned: 1, recorded: [header.msg_id] }, 'the valid request is queued and recorded')
+
+  const tampered = [...valid]
+  tampered[delimiter + 2] = Buffer.from(JSON.stringify({ ...header, msg_id: `${header.msg_id}-tampered` }))
+  await task.send(tampered)
+  await c.proc.waitForOutput(/invalid message signature/, 15_000)
+  await task.send(valid)
+  await c.proc.waitForOutput(/replayed message/, 15_000)
+  t.same(await queued(), { unassigned: 1, recorded: [header.msg_id] }, 'neither the tampered nor the replayed copy changed anything')
+  t.equal(task.received.length, 0, 'and neither got an answer')
+})
