@@ -114,18 +114,16 @@ const NO_TARGETS: ReadonlySet<string> = new Set()
 /** The scheme that is a native ZeroMQ device rather than a scheduler: no dependencies, targets or hwm. */
 export const PURE = 'pure'
 
-/** The request types an engine answers, and the reply type for each. */
-
-/**
- * The controller: binds every channel, writes the connection files, and joins the hub, the heartbeat monitor,
- * the task scheduler and the relays on one event loop.
- */
 /** A task of a restored engine that the previous controller gave it. */
 interface Orphan {
   record: Partial<TaskRecord>
   idents: Buffer[]
 }
 
+/**
+ * The controller: binds every channel, writes the connection files, and joins the hub, the heartbeat monitor,
+ * the task scheduler and the relays on one event loop.
+ */
 export class Controller {
   readonly clientFile: string
   readonly engineFile: string
