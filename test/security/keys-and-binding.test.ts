@@ -104,7 +104,7 @@ t.test('with the right key, a tampered header and a replayed message are each re
   const header = JSON.parse((valid[delimiter + 2] as Buffer).toString()) as { msg_id: string }
   const queued = async (): Promise<{ unassigned: number; recorded: string[] }> => ({
     unassigned: (await client.queueStatus()).unassigned,
-    recorded: (await client.dbQuery({}, ['msg_id'])).map((r) => r.msg_id as string),
+    recorded: (await client.dbQuery({}, ['msg_id'])).map((r) => r.msg_id),
   })
   t.same(await queued(), { unassigned: 1, recorded: [header.msg_id] }, 'the valid request is queued and recorded')
 
