@@ -100,6 +100,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     await controller.stop()
   }
   onTerminate(stop)
+  // Asked for by whoever runs it, so printed at any log level.
+  process.on('SIGUSR2', () => process.stderr.write(`${new Date().toISOString()} [controller] ${controller.statusLine()}\n`))
   controller.onShutdownRequest(() => {
     stop().then(() => process.exit(0), () => process.exit(1))
   })

@@ -338,6 +338,18 @@ export class Controller {
     return this.hub.registered
   }
 
+  /**
+   * One line on the controller's state and memory (`kill -USR2 <pid>` prints it). Under `node --expose-gc` a full
+   * collection runs first, so that the heap figure is what is kept alive rather than garbage not yet collected.
+   */
+  statusLine(): string {
+    const collect = (globalThis as { gc?: () => void }).gc
+    if (collect) collect()
+    const m = process.memoryUsage()
+    const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
+    return `status: ${this.hub.registered.length} engine(s), ${this.hub.unassignedCount} task(s) waiting; heap used ${mib(m.heapUsed)} MiB${collect ? ' after a full collection' : ''}, external ${mib(m.external + m.arrayBuffers)} MiB, RSS ${mib(m.rss)} MiB; ${this.droppedMessages} bad message(s) dropped`
+  }
+
   /** Stops timers, closes every socket and removes the connection files. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {

@@ -83,6 +83,11 @@ export class Hub {
   constructor(private readonly hooks: HubHooks, private readonly options: HubOptions, private readonly records: TaskRecords) {}
 
   /** Registered engines in id order. */
+  /** Load-balanced tasks not yet given to an engine. */
+  get unassignedCount(): number {
+    return this.unassigned.size
+  }
+
   get registered(): EngineRecord[] {
     return [...this.engines.values()].sort((a, b) => a.id - b.id)
   }

@@ -1,8 +1,12 @@
-import { readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
+import { Client } from '../../src/index.js'
+import { silentLogger } from '../../src/common/log.js'
 import { startCluster } from '../helpers/cluster.js'
+import { binPath, startEngine, startProcess, tempDir, waitFor } from '../helpers/processes.js'
 
 /**
  * Issue 7, item 8: a client pushing a very long lazy input through `imap` holds bounded memory, in itself and in
@@ -13,11 +17,6 @@ const TASKS = Number(process.env.JSPARALLEL_BACKPRESSURE_TASKS ?? 40_000)
 /** The client keeps at most this many tasks in flight: its memory bound, whatever the input's length. */
 const OUTSTANDING = 64
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
-}
-
 // A full collection before each sample of the client's heap, so that what is measured is what is kept.
 setFlagsFromString('--expose-gc')
 const collect = runInNewContext('gc') as () => void
@@ -27,16 +26,28 @@ function* range(n: number): Generator<number> {
 }
 
 t.test(`imap of ${TASKS.toLocaleString('en')} no-op tasks: memory in client and controller stays flat`, async (t) => {
-  const { client, proc } = await startCluster(t, 2)
+  // The controller under --expose-gc: its status line (SIGUSR2) then reports the heap after a full collection.
+  const profileDir = join(tempDir(t), 'profile_backpressure')
+  const controller = startProcess(t, process.execPath, ['--expose-gc', binPath('controller'), '--profile-dir', profileDir, '--ping=250', '--log-level=warn'])
+  await waitFor(() => existsSync(join(profileDir, 'security', 'ipcontroller-client.json')), 'the controller connection files')
+  startEngine(t, profileDir)
+  startEngine(t, profileDir)
+  const client = new Client({ profileDir, log: silentLogger })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 60_000 })
   const lview = client.loadBalancedView()
+  const controllerMemory = async (): Promise<{ heap: number; external: number; rss: number }> => {
+    const before = controller.output().length
+    controller.child.kill('SIGUSR2')
+    await waitFor(() => controller.output().length > before && /status: .*\n/.test(controller.output().slice(before)), 'the controller status line')
+    const m = /heap used ([\d.]+) MiB after a full collection, external ([\d.]+) MiB, RSS ([\d.]+) MiB/.exec(controller.output().slice(before))
+    if (!m) throw new Error(`no memory figures in ${controller.output().slice(before)}`)
+    return { heap: Number(m[1]), external: Number(m[2]), rss: Number(m[3]) }
+  }
   // The controller keeps finished records up to its limit (1,024 by default, as ipyparallel) and a window of
   // 65,536 recent signatures against replays: both are full after about 16,000 tasks. Memory is judged after that.
   const warm = Math.min(Math.floor(TASKS / 2), 20_000)
-  const samples: { at: number; controller: number; clientHeap: number }[] = []
-  const sample = (at: number): void => {
-    collect()
-    samples.push({ at, controller: rssMiB(proc.pid), clientHeap: process.memoryUsage().heapUsed / 2 ** 20 })
-  }
+  const samples: { at: number; heap: number; external: number; rss: number; clientHeap: number }[] = []
   const checkpoints = new Set([warm, Math.floor((warm + TASKS) / 2), TASKS])
   let n = 0
   let wrong = 0
@@ -44,19 +55,22 @@ t.test(`imap of ${TASKS.toLocaleString('en')} no-op tasks: memory in client and 
   for await (const value of lview.imap((x: number) => x, range(TASKS), { maxOutstanding: OUTSTANDING })) {
     if (value !== n) wrong++
     n++
-    if (checkpoints.has(n)) sample(n)
+    if (checkpoints.has(n)) {
+      collect()
+      samples.push({ at: n, ...(await controllerMemory()), clientHeap: process.memoryUsage().heapUsed / 2 ** 20 })
+    }
   }
   const seconds = (performance.now() - started) / 1000
   t.equal(n, TASKS, 'every input came back')
   t.equal(wrong, 0, 'in order, each the right value')
   const [first, , last] = samples
   if (!first || !last) throw new Error('no memory samples')
-  const line = samples.map((s) => `${s.at}: controller ${s.controller.toFixed(1)} MiB, client heap ${s.clientHeap.toFixed(1)} MiB`).join('; ')
+  const line = samples.map((s) => `${s.at}: controller heap ${s.heap.toFixed(1)} + external ${s.external.toFixed(1)} MiB (RSS ${s.rss.toFixed(0)}), client heap ${s.clientHeap.toFixed(1)} MiB`).join('; ')
   t.comment(`backpressure: ${TASKS} tasks in ${seconds.toFixed(1)} s (${Math.round(TASKS / seconds)}/s), at most ${OUTSTANDING} in flight; ${line}`)
-  t.ok(last.controller < first.controller * 1.1 + 8, `controller RSS flat after warm-up (${first.controller.toFixed(1)} -> ${last.controller.toFixed(1)} MiB)`)
+  t.ok(last.heap < first.heap * 1.1 + 2, `controller heap flat after warm-up (${first.heap.toFixed(1)} -> ${last.heap.toFixed(1)} MiB)`)
+  t.ok(last.external < first.external * 1.1 + 2, `controller buffers flat (${first.external.toFixed(1)} -> ${last.external.toFixed(1)} MiB)`)
   t.ok(last.clientHeap < first.clientHeap * 1.1 + 4, `client heap flat (${first.clientHeap.toFixed(1)} -> ${last.clientHeap.toFixed(1)} MiB)`)
-  const status = await client.queueStatus()
-  t.equal(status.unassigned, 0, 'nothing left queued in the controller')
+  t.equal((await client.queueStatus()).unassigned, 0, 'nothing left queued in the controller')
 })
 
 t.test('map of 1,000,000 items in chunks of 10,000 completes', async (t) => {
