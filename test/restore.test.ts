@@ -3,17 +3,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import { Client } from '../src/index.js'
 import { silentLogger } from '../src/common/log.js'
-import { binPath, startEngine, startProcess, tempDir, waitFor, type Teardown } from './helpers/processes.js'
-
-const startOurController = async (t: Teardown, profileDir: string, args: string[]) => {
-  const proc = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', profileDir, '--ping=250', '--log-level=info', '--db=sqlite', ...args])
-  await proc.waitForOutput(/controller ready/)
-  return proc
-}
+import { startEngine, startSqliteController, tempDir, waitFor } from './helpers/processes.js'
 
 t.test('SIGKILL the controller, restart it with --restore: engines, records and results come back', async (t) => {
   const profileDir = join(tempDir(t), 'profile_restore')
-  const first = await startOurController(t, profileDir, [])
+  const first = await startSqliteController(t, profileDir, [])
   const engines = [startEngine(t, profileDir), startEngine(t, profileDir)]
   const client = new Client({ profileDir, log: silentLogger })
   t.teardown(() => client.close())
@@ -29,7 +23,7 @@ t.test('SIGKILL the controller, restart it with --restore: engines, records and 
   await waitFor(() => existsSync(join(profileDir, 'log', 'engines.json')), 'the engine state file')
   await first.stop('SIGKILL')
 
-  const second = await startOurController(t, profileDir, ['--restore'])
+  const second = await startSqliteController(t, profileDir, ['--restore'])
   t.match(second.output(), /restored 2 engine/)
   const other = await Client.connect({ profileDir, log: silentLogger })
   t.teardown(() => other.close())
@@ -46,11 +40,11 @@ t.test('SIGKILL the controller, restart it with --restore: engines, records and 
 t.test('--reuse binds the ports and keeps the key of the previous connection files', async (t) => {
   const profileDir = join(tempDir(t), 'profile_reuse')
   const clientFile = join(profileDir, 'security', 'ipcontroller-client.json')
-  const first = await startOurController(t, profileDir, ['--reuse'])
+  const first = await startSqliteController(t, profileDir, ['--reuse'])
   const before = readFileSync(clientFile, 'utf8')
   await first.stop('SIGTERM')
   t.ok(existsSync(clientFile), 'with --reuse the files stay on exit')
-  await startOurController(t, profileDir, ['--reuse'])
+  await startSqliteController(t, profileDir, ['--reuse'])
   t.same(JSON.parse(readFileSync(clientFile, 'utf8')), JSON.parse(before), 'same key and ports')
   const client = await Client.connect({ profileDir, log: silentLogger })
   t.teardown(() => client.close())

@@ -4,18 +4,16 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { Client, type AsyncResult } from '../../src/index.js'
 import { silentLogger } from '../../src/common/log.js'
-import { binPath, startEngine, startProcess, tempDir, waitFor, type Proc, type Teardown } from '../helpers/processes.js'
+import { startEngine, startSqliteController, tempDir, waitFor, type Proc, type Teardown } from '../helpers/processes.js'
 
 /** Issue 7, item 5: the controller SIGKILLed mid-run with the SQLite store, then restarted with `--restore`. */
 const TASKS = 300
 const KILL_AFTER = 60
+/** The --ping of startSqliteController. */
 const PING_MS = 250
 
-const startOurController = async (t: Teardown, profileDir: string, extra: string[] = []): Promise<Proc> => {
-  const proc = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', profileDir, `--ping=${PING_MS}`, `--log-level=${process.env.JSPARALLEL_DEBUG_RESTORE ? 'debug' : 'info'}`, '--db=sqlite', ...extra])
-  await proc.waitForOutput(/controller ready/)
-  return proc
-}
+const startOurController = (t: Teardown, profileDir: string, extra: string[] = []): Promise<Proc> =>
+  startSqliteController(t, profileDir, extra, process.env.JSPARALLEL_DEBUG_RESTORE ? 'debug' : 'info')
 
 /** Each run leaves a line in `runs`, so the test can tell how often a task ran; it then takes a little while. */
 const logged = (runs: string, i: number): Promise<number> => {

@@ -18,7 +18,7 @@ import { closeAll, createDealer, createPublisher, createSubscriber, type AnySock
 import { EngineHarness, type EngineChannel } from '../helpers/engine-harness.js'
 import { DROPPED_KINDS, Garbage, peek } from '../helpers/garbage.js'
 import { seededRandom } from '../helpers/random.js'
-import { startController, startEngine, tempDir, waitFor } from '../helpers/processes.js'
+import { rssKiB, startController, startEngine, tempDir, waitFor } from '../helpers/processes.js'
 
 const MESSAGES = positiveInt(process.env.JSPARALLEL_FUZZ_MESSAGES, 3000)
 const SEED = positiveInt(process.env.JSPARALLEL_FUZZ_SEED, 20_240_607)
@@ -38,13 +38,6 @@ const SYNC_CEILING_MS = 60_000
 function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value)
   return value !== undefined && Number.isInteger(n) && n > 0 ? n : fallback
-}
-
-/** Resident set size of a process in KiB, from /proc. */
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  if (!m) throw new Error(`no VmRSS for ${pid}`)
-  return Number(m[1])
 }
 
 const DROPPED = DROPPED_KINDS.filter((k) => k !== 'oversized')

@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import t from 'tap'
 import type { AsyncResult } from '../../src/index.js'
 import { startCluster } from '../helpers/cluster.js'
+import { rssKiB } from '../helpers/processes.js'
 
 /**
  * Issue 7, item 9: a soak at half the measured peak rate, with tasks of mixed sizes. Throughput must hold steady,
@@ -12,10 +13,7 @@ const SECONDS = Number(process.env.JSPARALLEL_SOAK_SECONDS ?? 20)
 const WINDOWS = 10
 const TICK_MS = 50
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
-}
+const rssMiB = (pid: number): number => rssKiB(pid) / 1024
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
 
 /** Mixed sizes: mostly a number, sometimes 10 KB of text, rarely 1 MiB of bytes. */

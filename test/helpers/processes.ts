@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -101,6 +101,23 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
+}
+
+/** Resident set size of a process in KiB, from /proc. */
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!m) throw new Error(`no VmRSS for ${pid}`)
+  return Number(m[1])
+}
+
+/**
+ * Our controller with a SQLite store and `--ping=250`, in `profileDir`, resolved once it says it is ready: for
+ * tests that kill it and start it again there (`--restore`, `--reuse`).
+ */
+export async function startSqliteController(t: Teardown, profileDir: string, args: string[] = [], logLevel = 'info'): Promise<Proc> {
+  const proc = startProcess(t, process.execPath, [binPath('controller'), '--profile-dir', profileDir, '--ping=250', `--log-level=${logLevel}`, '--db=sqlite', ...args])
+  await proc.waitForOutput(/controller ready/)
+  return proc
 }
 
 /** True while a process with this PID exists. */
