@@ -77,7 +77,7 @@ t.test('load-balanced apply: wire metadata, value, reply metadata and stdout', a
   t.equal(await ar, 5)
   const [sent] = hub.applies('task')
   const md = sent?.msg.metadata as TaskMetadata
-  t.same(md, { after: [], follow: [], timeout: 1.5, targets: ['engine-uuid-1'], retries: 2, language: 'javascript', priority: 0 })
+  t.same(md, { after: [], follow: [], timeout: 1.5, targets: ['engine-uuid-1'], retries: 2, language: 'javascript', priority: 0, iopub_status: false })
   t.same(sent?.msg.content, {})
   t.equal(ar.metadata.engineId, 0)
   t.equal(ar.metadata.status, 'ok')

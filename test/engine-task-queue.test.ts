@@ -76,6 +76,19 @@ t.test('tasks run one at a time in arrival order, bracketed by busy and idle', a
   t.same(events, [`busy ${ia}`, `stdout ${ia} hi\n`, 'flush', `reply ${ia} ok`, `idle ${ia}`, `busy ${ib}`, 'flush', `reply ${ib} ok`, `idle ${ib}`])
 })
 
+t.test('a request whose metadata says iopub_status: false gets no busy/idle, on success and on refusal', async (t) => {
+  const { runner, events, queue } = setup()
+  const quiet = request(jsBuffers(), { iopub_status: false })
+  const refused = request([Buffer.from('not a descriptor'), Buffer.from('x')], { iopub_status: false })
+  queue.submit(quiet)
+  runner.runs[0]?.onOutput('stdout', 'hi\n')
+  runner.finish()
+  await tick()
+  queue.submit(refused)
+  const [iq, ir] = [quiet.msg.header.msg_id, refused.msg.header.msg_id]
+  t.same(events, [`stdout ${iq} hi\n`, 'flush', `reply ${iq} ok`, 'flush', `error ${ir} NotImplementedError`, `reply ${ir} error`])
+})
+
 t.test('a reply carries ipyparallel metadata and the result buffers', async (t) => {
   const { runner, replies, queue } = setup()
   queue.submit(request(jsBuffers(), { is_broadcast: true, is_coalescing: true, original_msg_id: 'orig' }))

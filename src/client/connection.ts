@@ -191,7 +191,8 @@ export class Connection {
    */
   sendApply(channel: 'task' | 'mux', metadata: TaskMetadata, buffers: Buffer[], engineUuid?: string): Task {
     if (this.closeError) throw this.closeError
-    const msg = this.session.msg('apply_request', {}, { metadata, buffers })
+    // Our engines then publish no busy/idle for it: the reply's stream count says when its output is complete.
+    const msg = this.session.msg('apply_request', {}, { metadata: { ...metadata, iopub_status: false }, buffers })
     const task = new Task(msg.header.msg_id, dateOf(msg.header.date) ?? new Date())
     this.tasks.set(task.msgId, { task, engineUuid })
     this.outputs.set(task.msgId, task.metadata)

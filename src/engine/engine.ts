@@ -164,13 +164,13 @@ export class Engine {
           this.recentReplies.remember({ idents: request.idents, type, content, parent: request.msg.header, metadata: metadata, buffers: buffers ?? [] })
         }
       },
-      status: (parent, state) => {
-        this.lastParent = parent
-        this.publish('status', 'status', { execution_state: state }, parent)
-      },
+      status: (parent, state) => this.publish('status', 'status', { execution_state: state }, parent),
       publishError: (parent, content) => this.publish('error', 'error', content, parent),
       output: (parent, name, text) => this.output.write(parent, name, text),
-      trackOutput: (parent) => this.output.track(parent),
+      trackOutput: (parent) => {
+        this.lastParent = parent
+        this.output.track(parent)
+      },
       finishOutput: (parent) => this.output.finish(parent),
     }, runner, { engine: this.identity, log: this.log })
     this.watchdog = new HeartbeatWatchdog({

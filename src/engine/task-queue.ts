@@ -49,7 +49,7 @@ const notJavaScript: TaskError = {
 
 /**
  * The engine's shell work: apply_requests run one at a time in arrival order (from mux, task or broadcast
- * alike), each bracketed by busy/idle status, its output published before its reply. Aborts answer queued
+ * alike), each bracketed by busy/idle status (unless its metadata declines them), its output published before its reply. Aborts answer queued
  * tasks at once, stop a running one for real, and are remembered for tasks that have not arrived yet.
  */
 export class TaskQueue {
@@ -96,9 +96,9 @@ export class TaskQueue {
   /** Answers a request with an error at once, with the status and IOPub messages a failed task has. */
   refuse(request: ShellRequest, error: TaskError): void {
     const started = this.now()
-    this.host.status(request.msg.header, 'busy')
+    this.status(request, 'busy')
     this.answer(request, started, { status: 'error', error })
-    this.host.status(request.msg.header, 'idle')
+    this.status(request, 'idle')
   }
 
   /**
@@ -150,7 +150,7 @@ export class TaskQueue {
     while (!this.closed && (request = this.queue.shift()) !== undefined) {
       const header = request.msg.header
       this.running = { request }
-      this.host.status(header, 'busy')
+      this.status(request, 'busy')
       this.host.trackOutput(header)
       const started = this.now()
       let outcome: RunOutcome
@@ -165,8 +165,13 @@ export class TaskQueue {
         outcome = { status: 'error', error: { ename: 'KeyboardInterrupt', evalue: 'the task was interrupted by a signal_request (SIGINT)', traceback: [] } }
       }
       this.answer(request, started, outcome)
-      this.host.status(header, 'idle')
+      this.status(request, 'idle')
     }
+  }
+
+  /** Busy/idle on IOPub, unless the request's metadata says `iopub_status: false` (the JS client's tasks). */
+  private status(request: ShellRequest, state: 'busy' | 'idle'): void {
+    if ((request.msg.metadata as { iopub_status?: unknown }).iopub_status !== false) this.host.status(request.msg.header, state)
   }
 
   private answer(request: ShellRequest, started: string, outcome: RunOutcome): void {

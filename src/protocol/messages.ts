@@ -44,6 +44,12 @@ export interface TaskMetadata {
   language?: string
   /** Ours: higher runs first among waiting tasks; absent means 0. */
   priority?: number
+  /**
+   * Ours: `false` asks the engine for no busy/idle status on IOPub around this request. The JS client sets it: it
+   * learns from the reply's `streams` how much output to wait for, and the two messages per task cost the engine,
+   * the controller and every client more than the task itself.
+   */
+  iopub_status?: boolean
   [extra: string]: unknown
 }
 
