@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PACK_LIMIT_BYTES, PackedFrames } from '../src/protocol/frames.js'
+import { PACK_LIMIT_BYTES, PackedFrames, SharedIdentities } from '../src/protocol/frames.js'
 
 t.test('small messages are packed into one buffer; views give the frames back byte for byte', async (t) => {
   const frames = [Buffer.from('<IDS|MSG>'), Buffer.alloc(0), Buffer.from('{"msg_id":"a"}'), Buffer.from([0, 1, 2, 255])]
@@ -19,4 +19,18 @@ t.test('a large message keeps its frames (no copy)', async (t) => {
   const frames = [Buffer.from('x'), big]
   const views = new PackedFrames(frames).views()
   t.equal(views[1], big)
+})
+
+t.test('SharedIdentities: one copy per identity, shared by every task of that client; bounded', async (t) => {
+  const ids = new SharedIdentities(2)
+  const zmqFrame = Buffer.from('client-a')
+  const a1 = ids.of([zmqFrame])
+  const a2 = ids.of([Buffer.from('client-a')])
+  t.equal(a1, a2, 'the same array for the same identity')
+  t.not(a1[0], zmqFrame, 'a copy, not the frame ZeroMQ handed over')
+  zmqFrame.fill(0)
+  t.equal(a1[0]?.toString(), 'client-a', 'the copy does not change with the received frame')
+  t.not(ids.of([Buffer.from('client-b')]), a1)
+  t.same(ids.of([Buffer.from('x'), Buffer.from('y')]).map(String), ['x', 'y'], 'several routing frames')
+  t.not(ids.of([Buffer.from('client-a')]), a1, 'past the limit the cache starts again')
 })

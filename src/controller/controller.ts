@@ -5,12 +5,13 @@ import { Dependency } from '../common/dependency.js'
 import { ConfigError, errorContent } from '../common/errors.js'
 import { newKey } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
+import { StringPool } from '../common/string-pool.js'
 import {
   CLIENT_KEYS, ENGINE_KEYS, connectionFilePath, ensureProfileDir, readConnectionFile, removeConnectionFile, writeConnectionFile,
   type ClientConnectionInfo, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
 import { PROTOCOL_VERSION, TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type JsonObject, type Message, type TaskMetadata } from '../protocol/messages.js'
-import { PackedFrames } from '../protocol/frames.js'
+import { PackedFrames, SharedIdentities } from '../protocol/frames.js'
 import { Session } from '../protocol/session.js'
 import { lookupScheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
@@ -298,6 +299,10 @@ export class Controller {
 
   /** Tasks of a restored engine that the previous controller gave it: msg_id -> its record and client identity. */
   private readonly orphans = new Map<string, Map<string, Orphan>>()
+  /** Client identities of queued tasks, one copy per client. */
+  private readonly identities = new SharedIdentities()
+  /** Strings shared by the headers of queued tasks. */
+  private readonly strings = new StringPool()
 
   /**
    * A JavaScript engine that saw its controller restart says which tasks it holds (after sending its last replies
@@ -506,7 +511,12 @@ export class Controller {
   private acceptTask(receivedIdents: Buffer[], received: Message, receivedWire: Buffer[], options: { recorded?: boolean } = {}): void {
     // A task may wait long in the queue: its frames are kept in one allocation rather than ZeroMQ's nine.
     const wire = new PackedFrames(receivedWire)
-    const idents = receivedIdents.map((f) => Buffer.from(f))
+    const idents = this.identities.of(receivedIdents)
+    // The same in every task of a client; JSON.parse made a copy of each for this one.
+    const h = received.header
+    h.session = this.strings.of(h.session)
+    h.msg_type = this.strings.of(h.msg_type)
+    h.username = this.strings.of(h.username)
     const msg = { ...received, buffers: wire.views(wire.length - received.buffers.length) }
     const md = msg.metadata as TaskMetadata
     let after: Dependency

@@ -87,11 +87,11 @@ interface EngineSlot {
 
 interface Job {
   task: Task
-  /** Engines this task must not go to again (it failed or was refused there). */
-  blacklist: Set<string>
+  /** Engines this task must not go to again (it failed or was refused there); made at the first. */
+  blacklist: Set<string> | undefined
   timer: unknown
-  /** Engines that died while running this task. */
-  deaths: string[]
+  /** Engines that died while running this task; made at the first. (A queued job costs what it holds.) */
+  deaths: string[] | undefined
 }
 
 /**
@@ -151,7 +151,7 @@ export class TaskScheduler {
   }
 
   submit(task: Task): void {
-    const job: Job = { task, blacklist: new Set(), timer: undefined, deaths: [] }
+    const job: Job = { task, blacklist: undefined, timer: undefined, deaths: undefined }
     this.outcomes.accepted(task.msgId)
     for (const [name, dep] of [['after', task.after], ['follow', task.follow]] as const) {
       const unknown = dep.dependencies.find((id) => id === task.msgId || !this.outcomes.known(id))
@@ -252,7 +252,7 @@ export class TaskScheduler {
     const candidates: number[] = []
     for (let i = 0; i < this.engines.length; i++) {
       const e = this.engines[i] as EngineSlot
-      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid)) && this.followMet(task, e.uuid)) {
+      if ((hwm === 0 || e.load < hwm) && e.language === task.language && !job.blacklist?.has(e.uuid) && (task.targets.size === 0 || task.targets.has(e.uuid)) && this.followMet(task, e.uuid)) {
         candidates.push(i)
       }
     }
@@ -318,7 +318,7 @@ export class TaskScheduler {
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
       job.timer = this.host.setTimer(() => {
         if (!this.isQueued(job)) return
-        const refused = job.blacklist.size > 0 ? `; refused (unmet dependency or failure) by ${job.blacklist.size} engine(s): ${[...job.blacklist].join(', ')}` : ''
+        const refused = job.blacklist && job.blacklist.size > 0 ? `; refused (unmet dependency or failure) by ${job.blacklist.size} engine(s): ${[...job.blacklist].join(', ')}` : ''
         this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed${refused}`)
         this.drain() // a task that counts failures of this one may run now
       }, job.task.timeoutMs)
@@ -326,7 +326,7 @@ export class TaskScheduler {
   }
 
   private retryElsewhere(job: Job, engineUuid: string): void {
-    job.blacklist.add(engineUuid)
+    ;(job.blacklist ??= new Set()).add(engineUuid)
     const why = this.impossible(job)
     if (why) {
       this.fail(job, 'ImpossibleDependency', `${why} (the task failed or was refused on ${engineUuid})`)
@@ -338,7 +338,7 @@ export class TaskScheduler {
   /** Why the task can never run, or undefined while it still may. */
   private impossible(job: Job): string | undefined {
     const { targets, after, follow } = job.task
-    if (targets.size > 0 && !this.engines.some((e) => targets.has(e.uuid) && !job.blacklist.has(e.uuid))) {
+    if (targets.size > 0 && !this.engines.some((e) => targets.has(e.uuid) && !job.blacklist?.has(e.uuid))) {
       return `none of the engines the task targets is registered and untried: ${[...targets].join(', ')}`
     }
     const { completed, failed } = this.outcomes
@@ -380,10 +380,11 @@ export class TaskScheduler {
       if (!entry) continue
       this.stranded.delete(msgId)
       const { job, engineUuid } = entry
-      job.deaths.push(engineUuid)
+      const deaths = (job.deaths ??= [])
+      deaths.push(engineUuid)
       const most = this.options.maxEngineDeaths ?? 3
-      if (job.deaths.length >= most) {
-        this.fail(job, 'PoisonTask', `task ${msgId} was running on ${most} engines that died (${job.deaths.join(', ')}); given up so that it kills no more`, engineUuid)
+      if (deaths.length >= most) {
+        this.fail(job, 'PoisonTask', `task ${msgId} was running on ${most} engines that died (${deaths.join(', ')}); given up so that it kills no more`, engineUuid)
       } else if (job.task.retries > 0) {
         job.task.retries--
         this.retryElsewhere(job, engineUuid)
