@@ -135,6 +135,27 @@ t.test('forged, replayed and malformed messages are dropped; the controller goes
   t.ok(await c.proc.waitForOutput(/duplicate message signature/, 15_000))
 })
 
+t.test('--Session.digest_history_size bounds the signatures remembered against replays', async (t) => {
+  const c = await startController(t, ['--Session.digest_history_size=16'])
+  const client = new RawPeer(t, c.clientFile)
+  const query = client.dealer('registration')
+  const first = client.session.msg('connection_request', {})
+  const firstFrames = client.session.serialize(first)
+  await query.send(firstFrames)
+  await query.reply(first.header)
+  await query.send(firstFrames) // within the window: refused
+  t.ok(await c.proc.waitForOutput(/duplicate message signature/, 15_000))
+  for (let i = 0; i < 20; i++) {
+    const next = client.session.msg('connection_request', {})
+    await query.send(client.session.serialize(next))
+    await query.reply(next.header)
+  }
+  await query.send(firstFrames) // 20 signatures later: forgotten, so answered again
+  await query.reply(first.header)
+  t.pass('a replay older than the window is no longer recognised')
+  t.notMatch(c.proc.output(), /ignoring option/, 'the ipcontroller spelling is understood')
+})
+
 t.test('a client shutdown_request is answered, notified, and stops the controller', async (t) => {
   const c = await startController(t)
   const client = new RawPeer(t, c.clientFile)

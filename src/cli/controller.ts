@@ -21,6 +21,7 @@ interface ControllerFlags extends ProfileFlags {
   reuse?: boolean
   restore?: boolean
   curve?: boolean
+  digestHistorySize: number
 }
 
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
@@ -43,6 +44,7 @@ export function controllerCommand(): Command {
     .option('--reuse', 'bind the ports and use the key of the connection files a previous controller left')
     .option('--restore', 'take over from a controller that died: implies --reuse; its engines and (with sqlite) task records come back')
     .option('--curve', 'encrypt and authenticate every channel with CurveZMQ: only peers given the connection files (which carry the public curve_serverkey) can connect; JS clients and engines only, stock ipyparallel 7.1 ones cannot')
+    .option('--digest-history-size <n>', 'signatures remembered to refuse a replayed message (ipyparallel\'s Session.digest_history_size)', intOption('--digest-history-size', 16), 65_536)
     .option('--plugin <module>', 'a module whose default export is { name: scheme } to add schemes (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   return addProfileOptions(command)
 }
@@ -71,7 +73,9 @@ function storeOf(flags: ControllerFlags): string {
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const command = controllerCommand()
   const known = new Set(command.options.map((o) => o.long ?? '').concat(['--help', '--version']))
-  const { ours, ignored } = splitForeignOptions(argv.slice(2), (flag) => known.has(flag))
+  // ipcontroller's spelling of the one Session trait we honour.
+  const args = argv.slice(2).map((a) => a.replace(/^--Session\.digest_history_size=/, '--digest-history-size='))
+  const { ours, ignored } = splitForeignOptions(args, (flag) => known.has(flag))
   command.parse(ours, { from: 'user' })
   const flags = command.opts<ControllerFlags>()
   const log = createLogger('controller', logLevelOf(flags))
@@ -93,6 +97,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     reuse: flags.reuse === true,
     restore: flags.restore === true,
     curve: flags.curve === true,
+    digestHistorySize: flags.digestHistorySize,
     log,
   })
   const stop = async (): Promise<void> => {

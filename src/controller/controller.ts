@@ -72,6 +72,8 @@ export interface ControllerOptions {
    * files' `curve_serverkey`). Default false. Stock ipyparallel 7.1 peers cannot connect to such a controller.
    */
   curve?: boolean
+  /** Signatures remembered to refuse replayed messages (ipyparallel's `Session.digest_history_size`). Default 65,536. */
+  digestHistorySize?: number
   log?: Logger
   random?: () => number
 }
@@ -85,6 +87,8 @@ function fill(options: ControllerOptions): Filled {
   if (!Number.isInteger(hwm) || hwm < 0) throw new ConfigError(`hwm must be a whole number >= 0 (0 = unlimited), got ${hwm}`)
   const scheme = options.scheme ?? 'leastload'
   if (scheme !== PURE) lookupScheme(scheme)
+  const digestHistorySize = options.digestHistorySize ?? 65_536
+  if (!Number.isInteger(digestHistorySize) || digestHistorySize < 16) throw new ConfigError(`digestHistorySize must be a whole number >= 16, got ${digestHistorySize}`)
   return {
     profileDir: options.profileDir,
     clusterId: options.clusterId ?? '',
@@ -104,6 +108,7 @@ function fill(options: ControllerOptions): Filled {
     reuse: options.reuse === true || options.restore === true,
     restore: options.restore === true,
     curve: options.curve === true,
+    digestHistorySize,
     log: options.log ?? createLogger('controller'),
     random: options.random ?? Math.random,
   }
@@ -200,7 +205,7 @@ export class Controller {
         broadcast: [await port(s.broadcastEngine, Array.isArray(e?.broadcast) ? (e.broadcast[0]) : undefined)],
       }
       store = openTaskStore(options.db, options.profileDir)
-      const controller = new Controller(options, new Session({ key }), clientInfo, engineInfo, s, store)
+      const controller = new Controller(options, new Session({ key, replayWindow: options.digestHistorySize }), clientInfo, engineInfo, s, store)
       controller.sockets.push(...all)
       controller.wire()
       if (options.restore) controller.restore()
