@@ -1,5 +1,5 @@
 import t from 'tap'
-import { chunk, chunkAsync, flattenChunks, partition, splitMapArguments, zipArguments, zipArgumentsAsync } from '../src/client/chunks.js'
+import { chunk, chunkAsync, flattenChunks, mapInputs, mapInputsAsync, partition, splitMapArguments, zipArguments, zipArgumentsAsync } from '../src/client/chunks.js'
 import { applyFlags, DEFAULT_FLAGS, toWireDependency } from '../src/client/flags.js'
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
@@ -56,6 +56,17 @@ t.test('lazy zip mixes sync and async inputs and reads only what is asked', asyn
   t.equal(pulled, 1)
   t.same(await collect(it), [[1, 'b'], [2, 'c']])
   t.same(await collect(chunkAsync(zipArgumentsAsync([[1, 2, 3, 4, 5]]), 2)), [[[1], [2]], [[3], [4]], [[5]]])
+})
+
+t.test('map inputs: one iterable gives its elements, several give argument lists', async (t) => {
+  t.same(mapInputs([new Set([[1], [2, 3]])]), [[1], [2, 3]])
+  t.same(mapInputs([[1, 2, 3], 'ab']), [[1, 'a'], [2, 'b']])
+  async function* two() {
+    yield [1]
+    yield [2, 3]
+  }
+  t.same(await collect(mapInputsAsync([two()])), [[1], [2, 3]])
+  t.same(await collect(mapInputsAsync([two(), ['a', 'b', 'c']])), [[[1], 'a'], [[2, 3], 'b']])
 })
 
 t.test('chunk and partition', async (t) => {

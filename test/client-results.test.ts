@@ -143,7 +143,7 @@ t.test('imap keeps at most maxOutstanding tasks unfinished and reads input lazil
       yield [[i]]
     }
   }
-  const submit = (items: unknown[][]) => {
+  const submit = (items: unknown[]) => {
     const task = newTask()
     submitted.push(task)
     unfinishedPeak = Math.max(unfinishedPeak, submitted.filter((s) => !s.settled).length)
@@ -170,9 +170,9 @@ t.test('imap stops reading its input when the iteration stops', async (t) => {
       closed = true
     }
   }
-  const submit = (items: unknown[][]) => {
+  const submit = (items: unknown[]) => {
     const task = newTask()
-    setImmediate(() => task.resolve(items.map(([x]) => x)))
+    setImmediate(() => task.resolve((items as [number][]).map(([x]) => x)))
     return task
   }
   const seen: number[] = []

@@ -85,6 +85,13 @@ t.test('map of 10,000 items with chunksize equals the serial map', async (t) => 
   t.equal(ar.msgIds.length, 40, 'one task per chunk')
   t.same(await ar, xs.map((x) => x ** 2 % 7919))
   t.same(new Set(ar.metadata.map((m) => m.engineId)).size, 2, 'both engines took part')
+  const lview = client.loadBalancedView()
+  const rows = [[1, 2, 3], [], [4]]
+  t.same(await lview.map((row: number[]) => row.length, rows, { chunksize: 2 }), [3, 0, 1], 'one input: each element is the one argument, arrays included')
+  t.same(await lview.map((a: number, b: string) => `${b}${a}`, [1, 2, 3], ['x', 'y'], { chunksize: 2 }), ['x1', 'y2'], 'two inputs: zipped to the shortest')
+  const lazy: string[] = []
+  for await (const r of lview.imap((a: number[], b: number) => `${a.length}:${b}`, rows, [7, 8, 9], { chunksize: 2 })) lazy.push(r)
+  t.same(lazy, ['3:7', '0:8', '1:9'])
 })
 
 t.test('for await: ordered yields in input order, unordered as tasks finish', async (t) => {

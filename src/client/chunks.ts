@@ -75,6 +75,23 @@ export function checkChunksize(value: unknown, where: string): number {
   return value
 }
 
+/**
+ * The inputs of a map as its chunks carry them: with one iterable, its elements themselves (each is the function's
+ * only argument, and nothing is wrapped); with several, the argument lists of their zip.
+ */
+export function mapInputs(iterables: readonly Iterable<unknown>[]): unknown[] {
+  return iterables.length === 1 ? Array.from(iterables[0] as Iterable<unknown>) : zipArguments(iterables)
+}
+
+/** Lazy `mapInputs`, for imap. */
+export function mapInputsAsync(iterables: readonly AnyIterable<unknown>[]): AsyncGenerator<unknown> {
+  return iterables.length === 1 ? firstOfEach(zipArgumentsAsync(iterables)) : zipArgumentsAsync(iterables)
+}
+
+async function* firstOfEach(lists: AsyncGenerator<unknown[]>): AsyncGenerator<unknown> {
+  for await (const [value] of lists) yield value
+}
+
 /** Argument lists of `zip(...iterables)`: element i of each input; stops at the shortest, like zip. */
 export function zipArguments(iterables: readonly Iterable<unknown>[]): unknown[][] {
   const iterators = iterables.map((it) => it[Symbol.iterator]())
@@ -156,5 +173,12 @@ export function chunkItems(value: unknown, msgId: string): unknown[] {
 
 /** Concatenates chunk results in task order. */
 export function flattenChunks(values: readonly unknown[], msgIds: readonly string[]): unknown[] {
-  return values.flatMap((v, i) => chunkItems(v, msgIds[i] ?? '?'))
+  // One preallocated array: flatMap's intermediate copies were a visible share of a large map's client time.
+  const parts = values.map((v, i) => chunkItems(v, msgIds[i] ?? '?'))
+  const out = new Array<unknown>(parts.reduce((n, part) => n + part.length, 0))
+  let at = 0
+  for (const part of parts) {
+    for (let i = 0; i < part.length; i++) out[at++] = part[i]
+  }
+  return out
 }

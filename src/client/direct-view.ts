@@ -1,6 +1,6 @@
 import { NoEnginesRegistered } from '../common/errors.js'
 import { AsyncResult } from './async-result.js'
-import { partition, splitMapArguments, zipArguments, type MapOptions } from './chunks.js'
+import { mapInputs, partition, splitMapArguments, type MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
 import { checkTargets } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
@@ -59,13 +59,13 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
   map(fn: unknown, ...iterablesAndOptions: unknown[]): AsyncMapResult<unknown> {
     const descriptor = describeFunction(fn)
     const { iterables, options } = splitMapArguments<MapOptions>('map', iterablesAndOptions)
-    const wrapper = chunkDescriptor(descriptor)
+    const wrapper = chunkDescriptor(descriptor, iterables.length)
     const connection = this.connection()
     const uuids = this.resolve(connection)
-    const parts = partition(zipArguments(iterables as Iterable<unknown>[]), uuids.length)
+    const parts = partition(mapInputs(iterables as Iterable<unknown>[]), uuids.length)
     let start = 0
     const buffers = parts.map((items) => {
-      const encoded = encodeChunk(wrapper, items, start)
+      const encoded = encodeChunk(wrapper, items, start, iterables.length)
       start += items.length
       return encoded
     })

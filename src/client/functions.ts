@@ -168,18 +168,27 @@ function wellKnownGlobals(): Map<Function, string> {
 /**
  * The engine resolves exactly one function per task, so a map chunk travels as a source wrapper that embeds how
  * to find the user's function (its source; an `import()` of its module; its global path) and calls it once per
- * element. `Promise.all` lets async functions overlap within a chunk and is harmless for plain ones; the first
- * element to throw fails the chunk. The task's single argument is the chunk: an array of argument lists.
+ * element. The task's single argument is the chunk: with one input iterable, its elements (each the function's
+ * only argument); with `inputs` > 1, argument lists. The first element to throw fails the chunk. If any call
+ * returned a promise (an async function), the chunk waits for all of them, so they overlap; otherwise the results
+ * go back as they are, with no promise per element.
  */
-export function chunkDescriptor(fn: FunctionDescriptor): FunctionDescriptor {
+export function chunkDescriptor(fn: FunctionDescriptor, inputs: number): FunctionDescriptor {
   // Conditions hold per engine, so they are checked once per chunk, around the chunk's loop.
-  if (fn.kind === 'dependent' || fn.kind === 'requires') return { ...fn, fn: chunkDescriptor(fn.fn) }
+  if (fn.kind === 'dependent' || fn.kind === 'requires') return { ...fn, fn: chunkDescriptor(fn.fn, inputs) }
   const find =
     fn.kind === 'source' ? `(${fn.source}\n)`
     : fn.kind === 'module' ? `(await import(${JSON.stringify(fn.module)}))[${JSON.stringify(fn.export)}]`
     : `(...a) => ${fn.path}(...a)` // a path from our own table of identifiers, so it is safe to embed
   const name = functionName(fn)
-  const source = `async (chunk) => {\nconst f = ${find};\nreturn Promise.all(chunk.map((args) => f(...args)));\n}`
+  const call = inputs === 1 ? '(x) => f(x)' : '(args) => f(...args)'
+  const source = [
+    'async (chunk) => {',
+    `const f = ${find};`,
+    `const out = chunk.map(${call});`,
+    "return out.some((r) => typeof r?.then === 'function') ? Promise.all(out) : out;",
+    '}',
+  ].join('\n')
   return { kind: 'source', source, name }
 }
 
@@ -211,15 +220,17 @@ export function encodeTask(fn: FunctionDescriptor, args: readonly unknown[]): Bu
 }
 
 /**
- * Buffers of one map chunk (`items[i]` is the argument list of input `start + i`); a refusal names the input:
- * `map input inputs[0][3].callback is a function …` (iterable 0, position 3).
+ * Buffers of one map chunk (`items[i]` is input `start + i`: a value if the map has one input iterable, else an
+ * argument list); a refusal names the input: `map input inputs[0][3].callback is a function …` (iterable 0,
+ * position 3).
  */
-export function encodeChunk(fn: FunctionDescriptor, items: readonly (readonly unknown[])[], start: number): Buffer[] {
+export function encodeChunk(fn: FunctionDescriptor, items: readonly unknown[], start: number, inputs: number): Buffer[] {
   try {
     return encodeApply(fn, [items])
   } catch (e) {
     for (const [i, item] of items.entries()) {
-      for (const [j, value] of item.entries()) {
+      const values = inputs === 1 ? [item] : (item as readonly unknown[])
+      for (const [j, value] of values.entries()) {
         const found = findUncloneable(value, `inputs[${j}][${start + i}]`)
         if (found) throw refusalMessage(`map input ${found.path}`, found.what, e)
       }

@@ -59,8 +59,8 @@ function itemsOf<T>(task: Task): T[] {
  * input; tasks already submitted run to completion.
  */
 export async function* lazyMap<T>(
-  chunks: AsyncIterable<unknown[][]>,
-  submit: (items: unknown[][], start: number) => Task,
+  chunks: AsyncIterable<unknown[]>,
+  submit: (items: unknown[], start: number) => Task,
   options: { ordered: boolean; maxOutstanding: number },
 ): AsyncGenerator<T, void, undefined> {
   const { ordered, maxOutstanding } = options

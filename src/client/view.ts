@@ -1,7 +1,7 @@
 import { ConfigError } from '../common/errors.js'
 import type { TaskMetadata } from '../protocol/messages.js'
 import { AsyncResult, type ResultContext } from './async-result.js'
-import { chunk, chunkAsync, splitMapArguments, zipArguments, zipArgumentsAsync, type AnyIterable, type ImapOptions, type MapOptions } from './chunks.js'
+import { chunk, chunkAsync, mapInputs, mapInputsAsync, splitMapArguments, type AnyIterable, type ImapOptions, type MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
 import { applyFlags, DEFAULT_FLAGS, type ViewFlags, type LoadBalancedFlags, type WireDependency } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
@@ -100,9 +100,9 @@ export class LoadBalancedView {
     const descriptor = describeFunction(fn)
     const { iterables, options } = splitMapArguments<MapOptions>('map', iterablesAndOptions)
     const chunksize = options.chunksize ?? this.flagValues.chunksize
-    const wrapper = chunkDescriptor(descriptor)
-    const chunks = chunk(zipArguments(iterables as Iterable<unknown>[]), chunksize)
-    const buffers = chunks.map((items, i) => encodeChunk(wrapper, items, i * chunksize))
+    const wrapper = chunkDescriptor(descriptor, iterables.length)
+    const chunks = chunk(mapInputs(iterables as Iterable<unknown>[]), chunksize)
+    const buffers = chunks.map((items, i) => encodeChunk(wrapper, items, i * chunksize, iterables.length))
     const connection = this.connection()
     const metadata = this.wireMetadata(connection)
     const tasks = buffers.map((b) => connection.sendApply('task', metadata, b))
@@ -119,15 +119,16 @@ export class LoadBalancedView {
   imap<A, B, R>(fn: TaskFunction<[A, B], R>, xs: AnyIterable<A>, ys: AnyIterable<B>, options?: ImapOptions): AsyncGenerator<Awaited<R>, void, undefined>
   imap<R>(fn: TaskFunction<never[], R>, ...iterablesAndOptions: (AnyIterable<unknown> | ImapOptions)[]): AsyncGenerator<Awaited<R>, void, undefined>
   imap(fn: unknown, ...iterablesAndOptions: unknown[]): AsyncGenerator<unknown, void, undefined> {
-    const wrapper = chunkDescriptor(describeFunction(fn))
+    const descriptor = describeFunction(fn)
     const { iterables, options } = splitMapArguments<ImapOptions>('imap', iterablesAndOptions)
+    const wrapper = chunkDescriptor(descriptor, iterables.length)
     const first = this.connection()
     const metadata = this.wireMetadata(first)
     const chunksize = options.chunksize ?? this.flagValues.chunksize
     const engines = this.flagValues.targets?.length ?? first.engines.size
     const maxOutstanding = options.maxOutstanding ?? Math.max(1, engines)
-    const submit = (items: unknown[][], start: number) => this.connection().sendApply('task', metadata, encodeChunk(wrapper, items, start))
-    return lazyMap(chunkAsync(zipArgumentsAsync(iterables), chunksize), submit, { ordered: options.ordered ?? this.flagValues.ordered, maxOutstanding })
+    const submit = (items: unknown[], start: number) => this.connection().sendApply('task', metadata, encodeChunk(wrapper, items, start, iterables.length))
+    return lazyMap(chunkAsync(mapInputsAsync(iterables), chunksize), submit, { ordered: options.ordered ?? this.flagValues.ordered, maxOutstanding })
   }
 
   /**
