@@ -6,7 +6,7 @@ import t from 'tap'
 import { Client } from '../../src/index.js'
 import { silentLogger } from '../../src/common/log.js'
 import { RawPeer } from '../helpers/peer.js'
-import { startController, startEngine, tempDir } from '../helpers/processes.js'
+import { startController, startEngine, tempDir, waitFor } from '../helpers/processes.js'
 
 /** Listening TCP sockets of a process, from /proc: `address:port` for each (IPv4 and IPv6). */
 function listeningSockets(pid: number): string[] {
@@ -106,7 +106,12 @@ t.test('with the right key, a tampered header and a replayed message are each re
     unassigned: (await client.queueStatus()).unassigned,
     recorded: (await client.dbQuery({}, ['msg_id'])).map((r) => r.msg_id),
   })
-  t.same(await queued(), { unassigned: 1, recorded: [header.msg_id] }, 'the valid request is queued and recorded')
+  // The raw peer's task socket and the client's query socket are separate connections: wait for the request to land.
+  const landed = await waitFor(async () => {
+    const now = await queued()
+    return now.unassigned > 0 && now.recorded.length > 0 && now
+  }, 'the valid request to be queued and recorded')
+  t.same(landed, { unassigned: 1, recorded: [header.msg_id] }, 'the valid request is queued and recorded')
 
   const tampered = [...valid]
   tampered[delimiter + 2] = Buffer.from(JSON.stringify({ ...header, msg_id: `${header.msg_id}-tampered` }))
