@@ -14,10 +14,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { Client } from '../src/index.js'
-import { silentLogger } from '../src/common/log.js'
-import { profileFlags, startJsEngines, startOurController, withScope } from './lib/processes.js'
+import { withScope } from './lib/processes.js'
 import { median, percentile } from './lib/stats.js'
+import { mapItemsPerSecond, sequentialLatencies, startStack, tasksPerSecond, warmUp } from './stack.js'
 
 const WORKLOADS = ['throughput', 'map', 'latency'] as const
 type Workload = (typeof WORKLOADS)[number]
@@ -63,17 +62,10 @@ function spent(before: Map<string, number>, after: Map<string, number>): string 
   return parts.map(([name, ms]) => `${name} ${ms}`).join(', ') || 'none measurable'
 }
 
-const echo = (x: unknown): unknown => x
-
 await withScope(async (scope) => {
-  const prof = values['cpu-prof']
-  const controller = await startOurController(scope, [`--scheme=${values.scheme}`, `--hwm=${values.hwm}`], profileFlags(prof, 'controller'))
-  const engines = startJsEngines(scope, controller.profileDir, 2, (i) => profileFlags(prof, `engine${i}`))
-  const client = new Client({ profileDir: controller.profileDir, log: silentLogger })
-  scope.teardown(() => client.close())
-  await client.waitForEngines(2, { timeoutMs: 60_000 })
+  const { controller, engines, client } = await startStack(scope, [`--scheme=${values.scheme}`, `--hwm=${values.hwm}`], 'probe', values['cpu-prof'])
   const view = client.loadBalancedView()
-  await Promise.all(Array.from({ length: 200 }, (_, i) => view.apply(echo, i)))
+  await warmUp(view, 200)
   const processes: [string, number][] = [
     ['controller', controller.proc.child.pid as number],
     ...engines.map((e, i): [string, number] => [`engine ${i}`, e.child.pid as number]),
@@ -82,22 +74,14 @@ await withScope(async (scope) => {
   console.log(`probe: ${workload}, n ${n}, ${values.scheme} hwm ${values.hwm}, ${rounds} rounds`)
   for (let round = 1; round <= rounds; round++) {
     const before = processes.map(([, pid]) => cpuByThread(pid))
-    const t0 = performance.now()
     let figure: string
     if (workload === 'throughput') {
-      await Promise.all(Array.from({ length: n }, (_, i) => view.apply(echo, i)))
-      figure = `${Math.round(n / ((performance.now() - t0) / 1000))} tasks/s`
+      figure = `${Math.round(await tasksPerSecond(view, n))} tasks/s`
     } else if (workload === 'map') {
-      await view.map(echo, Array.from({ length: n }, (_, i) => i), { chunksize: 1000 })
-      const ms = performance.now() - t0
-      figure = `${ms.toFixed(0)} ms, ${Math.round(n / (ms / 1000))} items/s`
+      const perSec = await mapItemsPerSecond(view, n, 1000)
+      figure = `${((n / perSec) * 1000).toFixed(0)} ms, ${Math.round(perSec)} items/s`
     } else {
-      const latencies: number[] = []
-      for (let i = 0; i < n; i++) {
-        const t1 = performance.now()
-        await view.apply(echo, i)
-        latencies.push(performance.now() - t1)
-      }
+      const latencies = await sequentialLatencies(view, n)
       figure = `median ${median(latencies).toFixed(3)} ms, p10 ${percentile(latencies, 10).toFixed(3)} ms`
     }
     console.log(`round ${round}: ${figure}`)
