@@ -208,6 +208,10 @@ t.test('sqlite: 100,000 records, a date range query uses the index', async (t) =
   const queried = performance.now() - q0
   t.equal(recent.length, 1000)
   t.comment(`100,000 inserts ${inserted.toFixed(0)} ms; $gt query ${queried.toFixed(1)} ms`)
+  const plan = store.queryPlan({ completed: { $gt: new Date(99_000 * 1000) } }, ['msg_id'])
+  t.match(plan.join('\n'), /SEARCH tasks USING INDEX tasks_completed \(completed>\?\)/, `SQLite reads the index, not the table: ${plan.join('; ')}`)
+  const byEngine = store.queryPlan({ engine_uuid: 'e1', completed: { $ne: null } }, ['msg_id'])
+  t.match(byEngine.join('\n'), /USING INDEX tasks_(engine_uuid|completed)/, `and an engine's finished tasks are found by index too: ${byEngine.join('; ')}`)
 })
 
 t.test('openTaskStore reads the flag forms', async (t) => {

@@ -161,13 +161,21 @@ export class SqliteTaskStore implements TaskStore {
     return statement
   }
 
+  /**
+   * How SQLite finds the rows of `findRecords(query, keys)`: the detail lines of EXPLAIN QUERY PLAN (an index in use
+   * reads `SEARCH tasks USING INDEX tasks_<field> ...`). For tests and diagnosis.
+   */
+  queryPlan(query: Query, keys?: readonly string[]): string[] {
+    const { sql, params } = selection(query, keys)
+    const rows = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]
+    return rows.map((r) => r.detail)
+  }
+
   /** Rows narrowed in SQL where the query allows it, then matched exactly in JS, decoded as records. */
   private matching(query: Query, keys: readonly string[] | undefined): TaskRecord[] {
     const matches = compileQuery(query)
-    const { where, params } = narrowing(query)
-    const wanted = keys ? new Set(['msg_id', ...keys, ...Object.keys(query)].filter((k) => (RECORD_FIELDS as readonly string[]).includes(k))) : undefined
-    const columns = wanted ? [...wanted].join(', ') : '*'
-    const rows = this.db.prepare(`SELECT ${columns} FROM tasks${where ? ` WHERE ${where}` : ''} ORDER BY rowid`).all(...params) as Row[]
+    const { sql, params } = selection(query, keys)
+    const rows = this.db.prepare(sql).all(...params) as Row[]
     return rows.map(decode).filter(matches)
   }
 
@@ -184,6 +192,17 @@ export class SqliteTaskStore implements TaskStore {
     for (const f of INDEXED) this.db.exec(`CREATE INDEX IF NOT EXISTS tasks_${f} ON tasks (${f})`)
     this.db.prepare("INSERT OR IGNORE INTO jsparallel_meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION))
   }
+}
+
+/** The SELECT that narrows a query's rows, with its parameters. */
+function selection(query: Query, keys: readonly string[] | undefined): { sql: string; params: unknown[] } {
+  const { where, params } = narrowing(query)
+  const wanted = keys ? new Set(['msg_id', ...keys, ...Object.keys(query)].filter((k) => (RECORD_FIELDS as readonly string[]).includes(k))) : undefined
+  const columns = wanted ? [...wanted].join(', ') : '*'
+  if (!where) return { sql: `SELECT ${columns} FROM tasks ORDER BY rowid`, params }
+  // `+rowid`, not `rowid`: without statistics SQLite would rather scan the whole table in rowid order than search an
+  // index and sort the few rows it finds (a $gt on `completed` over 100,000 records: 22 ms scanned, 4.5 ms searched).
+  return { sql: `SELECT ${columns} FROM tasks WHERE ${where} ORDER BY +rowid`, params }
 }
 
 /**
