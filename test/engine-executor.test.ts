@@ -69,8 +69,14 @@ t.test('global and module descriptors resolve', async (t) => {
 
 t.test('interrupt ends a task that never yields, and the next task runs', async (t) => {
   const { ex } = executor(t)
-  const running = ex.run(encodeApply(source(() => { for (;;) { /* spin */ } }), []), () => {})
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  let started!: () => void
+  const spinning = new Promise<void>((resolve) => (started = resolve))
+  const spin = () => {
+    console.log('spinning')
+    for (;;) { /* spin */ }
+  }
+  const running = ex.run(encodeApply(source(spin), []), (_name, text) => text === 'spinning\n' && started())
+  await spinning
   t.equal(ex.interrupt(), true)
   t.same(await running, { status: 'aborted' })
   t.equal(value(await ex.run(encodeApply(source(() => 'next'), []), () => {})), 'next')
@@ -91,12 +97,18 @@ t.test('reset drops state kept by earlier tasks', async (t) => {
   t.equal(value(await ex.run(encodeApply(source(() => typeof (globalThis as Record<string, unknown>).kept), []), () => {})), 'undefined')
 })
 
-t.test('reset during a task waits for it to finish', async (t) => {
+t.test('reset during a task waits for it to finish, then drops what it kept', async (t) => {
   const { ex } = executor(t)
-  const running = ex.run(encodeApply(source(() => new Promise((resolve) => setTimeout(() => resolve('done'), 200))), []), () => {})
-  let resetDone = false
-  const reset = ex.reset().then(() => (resetDone = true))
-  t.equal(value(await running), 'done')
-  await reset
-  t.equal(resetDone, true)
+  const slow = () => new Promise((resolve) => setTimeout(() => {
+    (globalThis as Record<string, unknown>).kept = 1
+    console.log('finishing')
+    resolve('done')
+  }, 200))
+  let finishing = false
+  const running = ex.run(encodeApply(source(slow), []), (_name, text) => void (finishing ||= text === 'finishing\n'))
+  const reset = ex.reset().then(() => finishing)
+  t.equal(value(await running), 'done', 'the task was not interrupted')
+  t.equal(await reset, true, 'the reset ended after the task had reached its end')
+  const kept = value(await ex.run(encodeApply(source(() => typeof (globalThis as Record<string, unknown>).kept), []), () => {}))
+  t.equal(kept, 'undefined', 'and replaced the thread the task had run in')
 })
