@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ConfigError, EngineError, RemoteError, TaskAborted, TimeoutError, moduleFunction } from '../src/index.js'
 import { startCluster } from './helpers/cluster.js'
+import { waitFor } from './helpers/processes.js'
 
 t.test('apply returns the value; metadata comes from the wire', async (t) => {
   const { client } = await startCluster(t, 1)
@@ -151,13 +152,13 @@ t.test('abort interrupts a running task for real; the engine goes on', async (t)
   const { client } = await startCluster(t, 1)
   const lview = client.loadBalancedView()
   const spin = lview.apply(() => {
+    console.log('spinning')
     for (;;) {
       // spin until the executor thread is terminated
     }
   })
-  await client.waitForEngines(1)
-  // Wait until the engine has started it.
-  for (let i = 0; i < 300 && (await client.queueStatus())[client.ids[0] as number]?.tasks !== 1; i++) await new Promise((r) => setTimeout(r, 20))
+  // The task says it runs (its output reaches the client on iopub while it spins): the abort meets a running task.
+  await waitFor(() => spin.metadata.stdout.includes('spinning'), 'the task to start spinning', 60_000)
   await spin.abort()
   await t.rejects(spin, TaskAborted)
   t.equal(await lview.apply(() => 'fresh worker'), 'fresh worker')
@@ -181,11 +182,12 @@ t.test('a task that spins the CPU for 30 s does not get its engine declared dead
 t.test('an engine that dies while running a task: EngineError, not a hang', async (t) => {
   const { client, engines } = await startCluster(t, 1)
   const ar = client.loadBalancedView().apply(() => {
+    console.log('spinning')
     for (;;) {
       // until the engine process is killed
     }
   })
-  for (let i = 0; i < 300 && (await client.queueStatus())[client.ids[0] as number]?.tasks !== 1; i++) await new Promise((r) => setTimeout(r, 20))
+  await waitFor(() => ar.metadata.stdout.includes('spinning'), 'the task to start spinning', 60_000)
   engines[0]?.child.kill('SIGKILL')
   // Detected by the heartbeat (10 missed beats of 250 ms), then the scheduler's grace period.
   await t.rejects(ar.get(60_000), EngineError)
