@@ -4,6 +4,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { Client, type AsyncResult } from '../../src/index.js'
 import { silentLogger } from '../../src/common/log.js'
+import { LOADED_SLACK_PERIODS } from '../helpers/heartbeat.js'
 import { startEngine, startSqliteController, tempDir, waitFor, type Proc, type Teardown } from '../helpers/processes.js'
 
 /** Issue 7, item 5: the controller SIGKILLed mid-run with the SQLite store, then restarted with `--restore`. */
@@ -63,7 +64,11 @@ t.test(`controller SIGKILLed after ${KILL_AFTER} of ${TASKS} tasks, restarted wi
     const seen = [...second.output().matchAll(/restored engine \d+ answered the heartbeat (\d+) ms/g)].map((m) => Number(m[1]))
     return seen.length === 2 ? seen : undefined
   }, 'both engines to answer the restored controller', 30_000)
-  t.ok(Math.max(...back) <= 3 * PING_MS, `engines back ${back.join(' and ')} ms after the restart (within two heartbeat periods of its first ping: ${3 * PING_MS} ms)`)
+  // They answer within two periods of the first ping (at one period) on a quiet machine; the ceiling adds the slack
+  // the heartbeat tests allow a busy one, far below the 10 missed periods after which they would be dropped.
+  const backMs = 3 * PING_MS
+  t.ok(Math.max(...back) <= backMs + LOADED_SLACK_PERIODS * PING_MS,
+    `engines back ${back.join(' and ')} ms after the restart (two periods after the first ping: ${backMs} ms; ceiling ${backMs + LOADED_SLACK_PERIODS * PING_MS} ms)`)
 
   // The client that was connected during the kill: its sockets reconnect, and every task it submitted ends.
   const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(120_000)))
