@@ -79,6 +79,11 @@ export class FakeController {
     this.outboxes.get('notification')?.send(this.session.serialize(this.session.msg(type, content)))
   }
 
+  /** Publishes `frames` as they are on the notification channel: a test can send what no controller would. */
+  publishNotification(frames: Frames): void {
+    this.outboxes.get('notification')?.send(frames)
+  }
+
   close(): void {
     closeAll([...Object.values(this.routers ?? {}), ...(this.notification ? [this.notification] : []), ...(this.iopub ? [this.iopub] : [])])
   }

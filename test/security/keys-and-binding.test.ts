@@ -4,9 +4,11 @@ import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from
 import { join } from 'node:path'
 import t from 'tap'
 import { Client } from '../../src/index.js'
-import { silentLogger } from '../../src/common/log.js'
+import { createLogger, silentLogger } from '../../src/common/log.js'
+import { Session } from '../../src/protocol/session.js'
+import { FakeController } from '../helpers/fake-controller.js'
 import { RawPeer } from '../helpers/peer.js'
-import { startController, startEngine, tempDir, waitFor } from '../helpers/processes.js'
+import { binPath, processAlive, startController, startEngine, startProcess, tempDir, waitFor } from '../helpers/processes.js'
 
 /** Listening TCP sockets of a process, from /proc: `address:port` for each (IPv4 and IPv6). */
 function listeningSockets(pid: number): string[] {
@@ -89,6 +91,62 @@ t.test('the key appears in no log line, even at debug level', async (t) => {
   t.ok(c.proc.output().length > 0 && engine.output().length > 0, 'both logged')
   t.notOk(c.proc.output().includes(key), 'not in the controller log')
   t.notOk(engine.output().includes(key), 'not in the engine log')
+})
+
+t.test('the key appears in no line the client logs at debug level, also when it drops a forged message', async (t) => {
+  const hub = await FakeController.start()
+  t.teardown(() => hub.close())
+  const key = hub.connectionInfo.key
+  const lines: string[] = []
+  const client = new Client({ connectionInfo: hub.connectionInfo, log: createLogger('client', 'debug', (l) => lines.push(l)) })
+  t.teardown(() => client.close())
+  await client.ready
+  t.equal(await client.loadBalancedView().apply((x: number) => x * 2, 21), 42)
+  // A notification signed with another key (the client drops it and says why) and a well-signed one of a type it does
+  // not know (ignored, at debug level). A SUB misses what is published before its subscription arrives: repeat both
+  // until each has been logged.
+  const forger = new Session({ key: 'not-the-key' })
+  await waitFor(() => {
+    hub.publishNotification(forger.serialize(forger.msg('registration_notification', { id: 9, uuid: 'forged' })))
+    hub.publishNotification(hub.session.serialize(hub.session.msg('jsparallel_test_notification', {})))
+    return lines.some((l) => /invalid message signature/.test(l)) && lines.some((l) => /ignored notification jsparallel_test_notification/.test(l))
+  }, 'the client to log the forged and the unknown notification', 30_000)
+  await client.close()
+  t.notOk(lines.some((l) => l.includes(key)), `not in any of the ${lines.length} lines the client logged`)
+})
+
+t.test('the key appears in nothing `cluster start --log-level=debug` prints or writes to its log files', async (t) => {
+  const profileDir = join(tempDir(t), 'profile_keys')
+  const cluster = startProcess(t, process.execPath, [binPath('cluster'), 'start', '-n', '2', '--profile-dir', profileDir, '--ping=250', '--log-level=debug'])
+  await cluster.waitForOutput(/cluster ready/, 60_000)
+  const childPids = [...cluster.output().matchAll(/started, pid (\d+)/g)].map((m) => Number(m[1]))
+  t.teardown(() => {
+    for (const pid of childPids) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+  })
+  const key = (JSON.parse(readFileSync(join(profileDir, 'security', 'ipcontroller-client.json'), 'utf8')) as { key: string }).key
+  t.ok(key.length >= 32, 'there is a key')
+  const lines: string[] = []
+  const client = new Client({ profileDir, log: createLogger('client', 'debug', (l) => lines.push(l)) })
+  t.teardown(() => client.close())
+  await client.waitForEngines(2, { timeoutMs: 60_000 })
+  t.same(await client.loadBalancedView().map((x: number) => x + 1, [1, 2, 3]), [2, 3, 4])
+  await t.rejects(client.loadBalancedView().apply(() => {
+    throw new Error('expected')
+  }), /expected/)
+  // An engine that dies makes the cluster unregister it, and the client hear of it.
+  process.kill(childPids[2] as number, 'SIGKILL')
+  await waitFor(() => client.ids.length === 1, 'the killed engine to be unregistered', 30_000)
+  await client.close()
+  cluster.child.kill('SIGINT')
+  t.equal((await cluster.exited).code, 0, 'the cluster stopped')
+  const logDir = join(profileDir, 'log')
+  const logs = readdirSync(logDir).map((name) => ({ name, text: readFileSync(join(logDir, name), 'utf8') }))
+  const logFiles = logs.filter((l) => l.name.endsWith('.log'))
+  t.same(logFiles.map((l) => l.name).sort(), ['controller.log', 'engine-0.log', 'engine-1.log'], 'a log file for the controller and each engine')
+  t.ok(cluster.output().length > 0 && logFiles.every((l) => l.text.length > 0), 'the cluster and every child logged')
+  t.notOk(cluster.output().includes(key), 'not in what cluster start printed')
+  for (const { name, text } of logs) t.notOk(text.includes(key), `not in ${name}`)
+  t.notOk(lines.some((l) => l.includes(key)), `not in the ${lines.length} lines the client logged`)
 })
 
 t.test('with the right key, a tampered header and a replayed message are each rejected and change nothing', async (t) => {
