@@ -1,10 +1,11 @@
 // The package as a user gets it: `npm pack` of a copy of this repository, installed in a fresh project outside it.
 // The project compiles a TypeScript file against the package's types, starts a cluster with `npx cluster start`,
 // maps a function of its own module (which imports a package of the project's own) and stops the cluster with
-// `npx cluster stop`; a global install into a temporary prefix gives the three commands on PATH.
+// `npx cluster stop`; a global install into a temporary prefix gives the three commands on PATH, and its cluster,
+// started outside the project, runs the project's function too.
 import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { processAlive, repoRoot, startProcess, tempDir, waitFor, type Proc, type Teardown } from './helpers/processes.js'
 
 interface PackedFile {
@@ -110,7 +111,7 @@ function writeProject(dir: string): void {
     "import { work } from './lib/work.js'",
     '',
     'const client = new Client({ profileDir: process.argv[2] })',
-    'await client.waitForEngines(2)',
+    'await client.waitForEngines(Number(process.argv[3]))',
     'const inputs = [...Array(20).keys()]',
     "const results = await client.loadBalancedView().map(moduleFunction(new URL('./lib/work.js', import.meta.url), 'work'), inputs)",
     'const engines = await client.directView().apply(() => process.pid)',
@@ -195,26 +196,7 @@ t.test('npm pack, then a fresh project installs the tarball and uses it', async 
   })
 
   t.test('npx cluster start; the project maps its own module\'s function; npx cluster stop', async (t) => {
-    const profileDir = join(project, 'profile')
-    const cluster = startProcess(t, 'npx', ['--no-install', 'cluster', 'start', '-n', '2', '--profile-dir', profileDir, '--ping=250'], { cwd: project, env: npmEnv })
-    // npx runs the command in a child of its own: whatever the cluster started goes by PID when the test ends.
-    t.teardown(() => {
-      for (const pid of clusterPids(cluster, profileDir)) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
-    })
-    await cluster.waitForOutput(/cluster ready/, 120_000)
-    const pids = clusterPids(cluster, profileDir)
-    t.equal(pids.length, 4, 'the cluster, a controller and 2 engines')
-
-    const output = await run(t, process.execPath, ['main.js', profileDir], project, cleanEnv, 120_000)
-    const { results, serial, engines } = JSON.parse(output.trim().split('\n').at(-1) ?? '') as { results: number[]; serial: number[]; engines: number[] }
-    t.same(results, serial, 'the parallel map equals the serial one')
-    t.equal(new Set(engines).size, 2, 'on 2 engines')
-    for (const pid of engines) t.ok(pids.includes(pid), `engine pid ${pid} is one the cluster started`)
-
-    t.match(await run(t, 'npx', ['--no-install', 'cluster', 'stop', '--profile-dir', profileDir], project), /sent SIGINT/)
-    await waitFor(() => cluster.child.exitCode !== null || cluster.child.signalCode !== null, 'npx cluster start to exit', 60_000)
-    await waitFor(() => pids.every((pid) => !processAlive(pid)), 'the cluster, controller and engines to exit', 60_000)
-    t.equal(cluster.child.exitCode, 0, 'npx cluster start exits 0')
+    await clusterRun(t, 'npx', ['--no-install', 'cluster'], project, npmEnv, join(project, 'profile'), project, 2)
   })
 
   t.test('a global install into a temporary prefix puts cluster, controller and engine on PATH', async (t) => {
@@ -225,5 +207,36 @@ t.test('npm pack, then a fresh project installs the tarball and uses it', async 
     for (const name of Object.keys(manifest.bin)) {
       t.equal((await run(t, name, ['--version'], root, env)).trim(), manifest.version, `${name} --version from PATH`)
     }
+    // Engines of the global copy, started outside the project: the project's module still finds its own
+    // dependency, since it is imported from where it lives (not from the engine's package or working directory).
+    await clusterRun(t, 'cluster', [], root, env, join(root, 'global-profile'), project, 1)
   })
 })
+
+/**
+ * `<command...> start -n <engines>` in `cwd` (in `profileDir`, never the user's ~/.jsparallel), then the project's main.js maps its module's function on that
+ * cluster, then `<command...> stop`; the cluster and what it started are killed by PID if anything fails.
+ */
+async function clusterRun(
+  t: Test, command: string, prefixArgs: string[], cwd: string, env: NodeJS.ProcessEnv, profileDir: string, project: string, engineCount: number,
+): Promise<void> {
+  const cluster = startProcess(t, command, [...prefixArgs, 'start', '-n', String(engineCount), '--profile-dir', profileDir, '--ping=250'], { cwd, env })
+  // npx runs the command in a child of its own: whatever the cluster started goes by PID when the test ends.
+  t.teardown(() => {
+    for (const pid of clusterPids(cluster, profileDir)) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+  })
+  await cluster.waitForOutput(/cluster ready/, 120_000)
+  const pids = clusterPids(cluster, profileDir)
+  t.equal(pids.length, engineCount + 2, `the cluster, a controller and ${engineCount} engines`)
+
+  const output = await run(t, process.execPath, ['main.js', profileDir, String(engineCount)], project, cleanEnv, 120_000)
+  const { results, serial, engines } = JSON.parse(output.trim().split('\n').at(-1) ?? '') as { results: number[]; serial: number[]; engines: number[] }
+  t.same(results, serial, 'the parallel map of the project\'s function equals the serial one')
+  t.equal(new Set(engines).size, engineCount, `on ${engineCount} engines`)
+  for (const pid of engines) t.ok(pids.includes(pid), `engine pid ${pid} is one the cluster started`)
+
+  t.match(await run(t, command, [...prefixArgs, 'stop', '--profile-dir', profileDir], cwd, env), /sent SIGINT/)
+  await waitFor(() => cluster.child.exitCode !== null || cluster.child.signalCode !== null, 'cluster start to exit', 60_000)
+  await waitFor(() => pids.every((pid) => !processAlive(pid)), 'the cluster, controller and engines to exit', 60_000)
+  t.equal(cluster.child.exitCode, 0, 'cluster start exits 0')
+}
