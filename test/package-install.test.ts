@@ -113,9 +113,12 @@ function writeProject(dir: string): void {
     'const client = new Client({ profileDir: process.argv[2] })',
     'await client.waitForEngines(Number(process.argv[3]))',
     'const inputs = [...Array(20).keys()]',
-    "const results = await client.loadBalancedView().map(moduleFunction(new URL('./lib/work.js', import.meta.url), 'work'), inputs)",
+    "const work2 = moduleFunction(new URL('./lib/work.js', import.meta.url), 'work')",
+    'const view = client.loadBalancedView()',
+    '// A map sends the module in a chunk wrapper, an apply as a module reference: the engine imports it either way.',
+    'const results = [...(await view.map(work2, inputs)), await view.apply(work2, 100)]',
     'const engines = await client.directView().apply(() => process.pid)',
-    'console.log(JSON.stringify({ results, serial: inputs.map(work), engines }))',
+    'console.log(JSON.stringify({ results, serial: [...inputs.map(work), work(100)], engines }))',
     'await client.close()',
     '',
   ].join('\n'))
@@ -189,10 +192,9 @@ t.test('npm pack, then a fresh project installs the tarball and uses it', async 
   })
 
   t.test('each command answers --version', async (t) => {
-    for (const name of Object.keys(manifest.bin)) {
-      const output = await run(t, 'npx', ['--no-install', name, '--version'], project)
-      t.equal(output.trim(), manifest.version, `npx ${name} --version`)
-    }
+    const names = Object.keys(manifest.bin)
+    const outputs = await Promise.all(names.map((name) => run(t, 'npx', ['--no-install', name, '--version'], project)))
+    names.forEach((name, i) => t.equal(outputs[i]?.trim(), manifest.version, `npx ${name} --version`))
   })
 
   t.test('npx cluster start; the project maps its own module\'s function; npx cluster stop', async (t) => {
@@ -204,9 +206,9 @@ t.test('npm pack, then a fresh project installs the tarball and uses it', async 
     // --ignore-scripts for the same reason as the project's denial of better-sqlite3's (see writeProject).
     await run(t, 'npm', ['install', '--global', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', packed.tarball], root)
     const env = { ...cleanEnv, PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}` }
-    for (const name of Object.keys(manifest.bin)) {
-      t.equal((await run(t, name, ['--version'], root, env)).trim(), manifest.version, `${name} --version from PATH`)
-    }
+    const names = Object.keys(manifest.bin)
+    const outputs = await Promise.all(names.map((name) => run(t, name, ['--version'], root, env)))
+    names.forEach((name, i) => t.equal(outputs[i]?.trim(), manifest.version, `${name} --version from PATH`))
     // Engines of the global copy, started outside the project: the project's module still finds its own
     // dependency, since it is imported from where it lives (not from the engine's package or working directory).
     await clusterRun(t, 'cluster', [], root, env, join(root, 'global-profile'), project, 1)
@@ -231,7 +233,7 @@ async function clusterRun(
 
   const output = await run(t, process.execPath, ['main.js', profileDir, String(engineCount)], project, cleanEnv, 120_000)
   const { results, serial, engines } = JSON.parse(output.trim().split('\n').at(-1) ?? '') as { results: number[]; serial: number[]; engines: number[] }
-  t.same(results, serial, 'the parallel map of the project\'s function equals the serial one')
+  t.same(results, serial, 'a map and an apply of the project\'s function give the serial answers')
   t.equal(new Set(engines).size, engineCount, `on ${engineCount} engines`)
   for (const pid of engines) t.ok(pids.includes(pid), `engine pid ${pid} is one the cluster started`)
 
