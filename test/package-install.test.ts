@@ -223,9 +223,15 @@ async function clusterRun(
   t: Test, command: string, prefixArgs: string[], cwd: string, env: NodeJS.ProcessEnv, profileDir: string, project: string, engineCount: number,
 ): Promise<void> {
   const cluster = startProcess(t, command, [...prefixArgs, 'start', '-n', String(engineCount), '--profile-dir', profileDir, '--ping=250'], { cwd, env })
-  // npx runs the command in a child of its own: whatever the cluster started goes by PID when the test ends.
-  t.teardown(() => {
+  // npx runs the command in a child of its own, and the controller and engines are the cluster's children: they go
+  // by PID when the test ends, and also when a tap timeout ends this process before the teardowns run.
+  const killAll = (): void => {
     for (const pid of clusterPids(cluster, profileDir)) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
+  }
+  process.on('exit', killAll)
+  t.teardown(() => {
+    killAll()
+    process.off('exit', killAll)
   })
   await cluster.waitForOutput(/cluster ready/, 120_000)
   const pids = clusterPids(cluster, profileDir)
