@@ -69,6 +69,12 @@ async function runExample(t: Teardown, file: string, ipythonDir: string, timeout
  */
 const promises: { contains: string; check: (t: Test, lines: string[]) => void }[] = [
   {
+    contains: 'map((x) => x * x, [1, 2, 3, 4])',
+    check: (t, lines) => {
+      t.same(lines, ['[ 1, 4, 9, 16 ]'], 'the first program prints [ 1, 4, 9, 16 ]')
+    },
+  },
+  {
     contains: 'lview.parallel((x) => 10 * x ** 4)',
     check: (t, lines) => {
       t.equal(lines[0], '3', 'apply prints 3')

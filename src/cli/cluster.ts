@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { createLogger } from '../common/log.js'
 import { knownSchemes } from '../schedulers/schemes.js'
-import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, type ProfileFlags } from './common.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, packageVersion, profileDirOf, type ProfileFlags } from './common.js'
 import { LocalCluster } from './local-cluster.js'
 
 interface StartFlags extends ProfileFlags {
@@ -22,7 +22,9 @@ function pidFile(profileDir: string, clusterId: string): string {
 }
 
 export function clusterCommand(env: NodeJS.ProcessEnv): Command {
-  const program = new Command('cluster').description('Start or stop a local jsparallel cluster: a controller and N engines.')
+  const program = new Command('cluster')
+    .description('Start or stop a local jsparallel cluster: a controller and N engines.')
+    .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
   const start = addProfileOptions(new Command('start'))
     .description('Start a controller and N engines in the foreground; Ctrl-C stops them all.')
     .option('-n, --n <count>', 'number of engines (default: number of CPUs)', intOption('-n', 1), cpus().length)

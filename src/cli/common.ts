@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Option, type Command } from 'commander'
 import { parseLogLevel, type LogLevel } from '../common/log.js'
 import { resolveProfileDir } from '../protocol/connection-file.js'
@@ -66,4 +67,10 @@ export function onTerminate(stop: () => Promise<void>, exit: (code: number) => v
   }
   process.on('SIGINT', handler)
   process.on('SIGTERM', handler)
+}
+
+/** The version in jsparallel's package.json, three levels above this file's compiled form (dist/src/cli/). */
+export function packageVersion(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return version
 }

@@ -3,7 +3,7 @@ import { createLogger } from '../common/log.js'
 import { Controller } from '../controller/controller.js'
 import { knownSchemes } from '../schedulers/schemes.js'
 import { loadSchemePlugin } from './plugins.js'
-import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, packageVersion, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
 
 interface ControllerFlags extends ProfileFlags {
   ip: string
@@ -30,6 +30,7 @@ const tolerated = ['--mongodb', '--usethreads', '--log-to-file', '--debug', '--t
 export function controllerCommand(): Command {
   const command = new Command('controller')
     .description('Run a jsparallel controller (hub, task scheduler and relays) until interrupted.')
+    .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
     .option('--ip <address>', 'address to bind', '127.0.0.1')
     .option('--location <host>', 'host name written into the connection files')
     .option('--port <port>', 'registration port (default: a free one)', intOption('--port', 1))

@@ -6,7 +6,7 @@ import { Engine } from '../engine/engine.js'
 import {
   checkConnectionInfo, connectionFilePath, readConnectionFile, ENGINE_KEYS, type EngineConnectionInfo,
 } from '../protocol/connection-file.js'
-import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
+import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, packageVersion, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
 
 interface EngineFlags extends ProfileFlags {
   file?: string
@@ -18,6 +18,7 @@ interface EngineFlags extends ProfileFlags {
 export function engineCommand(): Command {
   const command = new Command('engine')
     .description('Run a jsparallel engine: register with a controller and run JavaScript tasks until shut down.')
+    .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
     .option('--file <path>', 'engine connection file (default: security/ipcontroller[-<cluster-id>]-engine.json of the profile)')
     .option('--id <n>', 'engine id to ask the controller for', intOption('--id', 0))
     .option('--uuid <uuid>', 'engine uuid (session id and routing id); default a fresh one')
