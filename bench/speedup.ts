@@ -12,11 +12,15 @@
  * this process, split over as many plain worker threads (one message per thread per map, no framework), and over
  * that many engines of a fresh cluster (our controller; the client is this process). Results must be identical
  * to the serial ones. `--scale` multiplies the amount of work (0.25 for a smoke run).
+ *
+ * The CPU share is the plain threads' CPU time over the CPU time of every process of the engines' run (from
+ * /proc, in 10 ms ticks): what the share tends to when the cores are contended, since throughput then follows CPU
+ * spent. On a quiet machine the share is limited instead by the time an engine waits between tasks.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
-import { Client, type LoadBalancedView } from '../src/index.js'
+import { Client, type LoadBalancedView, type ResultMetadata } from '../src/index.js'
 import { silentLogger } from '../src/common/log.js'
 import { evaluate, evolve } from '../examples/onemax.js'
 import { describeMachine, load1 } from './lib/machine.js'
@@ -105,7 +109,36 @@ class PlainThreads {
 }
 
 const serialMapper: Mapper = (fn, items) => items.map((x) => (fn as (x: unknown) => unknown)(x))
-const engineMapper = (view: LoadBalancedView): Mapper => (fn, items, chunksize) => view.map(fn as (x: unknown) => unknown, items, { chunksize })
+/** Where an engine's time went during maps, from the tasks' own `started`/`completed` (ms, summed over engines). */
+class EngineTime {
+  tasks = 0
+  /** Running tasks. */
+  busy = 0
+  /** Between one task's end and the next one's start on the same engine, within a map. */
+  between = 0
+
+  /** Adds one map's tasks. */
+  add(metadata: readonly ResultMetadata[]): void {
+    const byEngine = new Map<number | undefined, ResultMetadata[]>()
+    for (const m of metadata) byEngine.set(m.engineId, [...(byEngine.get(m.engineId) ?? []), m])
+    for (const list of byEngine.values()) {
+      const ran = list.filter((m) => m.started && m.completed).sort((a, b) => (a.started as Date).getTime() - (b.started as Date).getTime())
+      ran.forEach((m, i) => {
+        this.tasks++
+        this.busy += (m.completed as Date).getTime() - (m.started as Date).getTime()
+        const previous = ran[i - 1]
+        if (previous) this.between += Math.max(0, (m.started as Date).getTime() - (previous.completed as Date).getTime())
+      })
+    }
+  }
+}
+
+const engineMapper = (view: LoadBalancedView, time: EngineTime): Mapper => async (fn, items, chunksize) => {
+  const mapped = view.map(fn as (x: unknown) => unknown, items, { chunksize })
+  const values = await mapped
+  time.add(mapped.metadata)
+  return values
+}
 
 /** CPU milliseconds (user + system) a process has spent so far; /proc counts in ticks of 10 ms. */
 function cpuMs(pid: number): number {
@@ -133,6 +166,13 @@ export interface SpeedupRow {
   threadSpeedups: number[]
   /** Per run: engine speedup / thread speedup. */
   shares: number[]
+  /**
+   * Per run: CPU the plain threads' run took (this process) / CPU the engines' run took (engines, controller and
+   * this process). What the share tends to when every core is contended, as throughput then follows CPU spent.
+   */
+  cpuShares: number[]
+  /** Per run: ms an engine waited between two tasks of a map, per task. */
+  waits: number[]
 }
 
 async function main(): Promise<void> {
@@ -170,27 +210,30 @@ async function main(): Promise<void> {
         await client.waitForEngines(n, { timeoutMs: 60_000 })
         const threads = new PlainThreads(n)
         scope.teardown(() => threads.close())
-        const onEngines = engineMapper(client.loadBalancedView())
+        const warmUp = engineMapper(client.loadBalancedView(), new EngineTime())
         // One pass of each to compile and optimise everywhere before timing.
-        await onEngines(spin, Array.from({ length: 4 * n }, () => Math.round(5 * perMs)), 1)
+        await warmUp(spin, Array.from({ length: 4 * n }, () => Math.round(5 * perMs)), 1)
         await threads.map(spin, Array.from({ length: 4 * n }, () => Math.round(5 * perMs)), 1)
-        await onEngines(evaluate, Array.from({ length: 100 }, () => Array.from({ length: 100 }, () => 1)), 25)
+        await warmUp(evaluate, Array.from({ length: 100 }, () => Array.from({ length: 100 }, () => 1)), 25)
         await threads.map(evaluate, Array.from({ length: 100 }, () => Array.from({ length: 100 }, () => 1)), 25)
         for (const workload of list) {
           const pids = [process.pid, controller.proc.child.pid as number, ...engineProcs.map((p) => p.child.pid as number)]
           const serial = await timed(workload, serialMapper, pids)
           const plain = await timed(workload, threads.map, pids)
-          const engines = await timed(workload, onEngines, pids)
+          const time = new EngineTime()
+          const engines = await timed(workload, engineMapper(client.loadBalancedView(), time), pids)
           if (plain.result !== serial.result || engines.result !== serial.result) throw new Error(`${workload.name}: results differ from the serial run`)
           const key = `${workload.name} ${n} ${hwm}`
-          const row = rows.get(key) ?? { workload: workload.name, engines: n, hwm, engineSpeedups: [], threadSpeedups: [], shares: [] }
+          const row = rows.get(key) ?? { workload: workload.name, engines: n, hwm, engineSpeedups: [], threadSpeedups: [], shares: [], cpuShares: [], waits: [] }
           rows.set(key, row)
           const engineSpeedup = serial.ms / engines.ms
           const threadSpeedup = serial.ms / plain.ms
           row.engineSpeedups.push(engineSpeedup)
           row.threadSpeedups.push(threadSpeedup)
           row.shares.push(engineSpeedup / threadSpeedup)
-          console.error(`  run ${run}, ${n} engine(s) hwm ${hwm}, ${workload.name}: serial ${serial.ms.toFixed(0)} ms, threads ${plain.ms.toFixed(0)} ms (${threadSpeedup.toFixed(2)}x), engines ${engines.ms.toFixed(0)} ms (${engineSpeedup.toFixed(2)}x), share ${(engineSpeedup / threadSpeedup).toFixed(2)}; CPU ms serial ${serial.cpu[0]}, threads ${plain.cpu[0]}, engines ${engines.cpu.slice(2).join('+')} controller ${engines.cpu[1]} client ${engines.cpu[0]}`)
+          row.waits.push(time.between / time.tasks)
+          row.cpuShares.push((plain.cpu[0] as number) / engines.cpu.reduce((a, b) => a + b, 0))
+          console.error(`  run ${run}, ${n} engine(s) hwm ${hwm}, ${workload.name}: serial ${serial.ms.toFixed(0)} ms, threads ${plain.ms.toFixed(0)} ms (${threadSpeedup.toFixed(2)}x), engines ${engines.ms.toFixed(0)} ms (${engineSpeedup.toFixed(2)}x), share ${(engineSpeedup / threadSpeedup).toFixed(2)}; engine wait between tasks ${(time.between / time.tasks).toFixed(2)} ms per task (running ${(time.busy / time.tasks).toFixed(2)}); CPU ms serial ${serial.cpu[0]}, threads ${plain.cpu[0]}, engines ${engines.cpu.slice(2).join('+')} controller ${engines.cpu[1]} client ${engines.cpu[0]}`)
         }
       })
     }
@@ -203,11 +246,11 @@ async function main(): Promise<void> {
 export function table(rows: SpeedupRow[], runs: number): string {
   const fmt = (x: number): string => x.toFixed(2)
   const lines = [
-    `| workload | engines | hwm | speedup over serial | plain threads' speedup | share of plain threads (median, range of ${runs} runs) |`,
-    '|---|---:|---:|---:|---:|---:|',
+    `| workload | engines | hwm | speedup over serial | plain threads' speedup | share of plain threads (median, range of ${runs} runs) | CPU share | engine wait between tasks |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const r of rows) {
-    lines.push(`| ${r.workload} | ${r.engines} | ${r.hwm} | ${fmt(median(r.engineSpeedups))}x | ${fmt(median(r.threadSpeedups))}x | ${fmt(median(r.shares))} (${fmt(Math.min(...r.shares))}–${fmt(Math.max(...r.shares))}) |`)
+    lines.push(`| ${r.workload} | ${r.engines} | ${r.hwm} | ${fmt(median(r.engineSpeedups))}x | ${fmt(median(r.threadSpeedups))}x | ${fmt(median(r.shares))} (${fmt(Math.min(...r.shares))}–${fmt(Math.max(...r.shares))}) | ${fmt(median(r.cpuShares))} | ${fmt(median(r.waits))} ms |`)
   }
   return lines.join('\n')
 }
