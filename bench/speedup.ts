@@ -1,21 +1,23 @@
 /**
  * `npm run bench:speedup`: how much faster CPU-bound work runs on engines than serially, and what share that is of
  * what plain worker threads reach on the same work in the same run. The machine's cores are shared, so the
- * speedup alone drifts with the neighbours' load; the share of the plain-thread speedup is the stable figure.
+ * speedup alone drifts with the neighbours' load; the share of the plain-thread speedup drifts less, and when the
+ * machine is oversubscribed (more runnable threads than cores) only the CPU share below holds from run to run.
  *
  *   node dist/bench/speedup.js [--engines 1,2,4] [--hwm 1,2] [--runs 3] [--workloads onemax,map-1ms,map-5ms,map-20ms]
  *                              [--scheme leastload] [--scale 1] [--cpu-prof <dir>]
  *
  * Workloads: `onemax` is examples/onemax.ts (population 300, 40 generations, ~0.2 ms per evaluation, chunksize
  * 25); `map-<t>ms` is a map of a CPU-bound function whose every call takes about t ms, chunksize 1 (each call one
- * task). For each engine count and run, each workload runs three ways one right after the other: serially in
+ * task). For each run, engine count and hwm, each workload runs three ways one right after the other: serially in
  * this process, split over as many plain worker threads (one message per thread per map, no framework), and over
  * that many engines of a fresh cluster (our controller; the client is this process). Results must be identical
  * to the serial ones. `--scale` multiplies the amount of work (0.25 for a smoke run).
  *
  * The CPU share is the plain threads' CPU time over the CPU time of every process of the engines' run (from
  * /proc, in 10 ms ticks): what the share tends to when the cores are contended, since throughput then follows CPU
- * spent. On a quiet machine the share is limited instead by the time an engine waits between tasks.
+ * spent. On a quiet machine the share is limited instead by the time an engine waits between tasks, also
+ * printed (from the tasks' `started` and `completed`, in whole milliseconds).
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
