@@ -112,3 +112,11 @@ t.test('reset during a task waits for it to finish, then drops what it kept', as
   const kept = value(await ex.run(encodeApply(source(() => typeof (globalThis as Record<string, unknown>).kept), []), () => {}))
   t.equal(kept, 'undefined', 'and replaced the thread the task had run in')
 })
+
+t.test('a source sent again is compiled once per executor thread, so V8 can optimise it across tasks', async (t) => {
+  const { ex } = executor(t)
+  // The source is an expression that counts its own evaluations, then gives the function that reads the count.
+  const counting = '(() => { globalThis.compiles = (globalThis.compiles ?? 0) + 1; return () => globalThis.compiles })()'
+  const fn: FunctionDescriptor = { kind: 'source', source: counting, name: 'counting' }
+  for (let i = 0; i < 3; i++) t.equal(value(await ex.run(encodeApply(fn, []), () => {})), 1, `run ${i + 1} uses the first compilation`)
+})
