@@ -2,8 +2,9 @@
  * Fuzzing (issue 7, item 6): seeded bad messages of every kind to every socket the controller binds, and down
  * every channel of an engine, interleaved with valid traffic whose results are checked. Nothing may crash or
  * wedge, every message that cannot verify or parse is dropped and counted, the log stays rate limited, and the
- * controller's memory stays flat: its V8 heap after a full collection at any size, its RSS too from 50,000 messages. `JSPARALLEL_FUZZ_MESSAGES` sets the messages per socket (default 3000;
- * `npm run fuzz` sends 100,000); `JSPARALLEL_FUZZ_SEED` replays a run.
+ * controller's memory stays flat (its V8 heap after a full collection at any size, its RSS too from 50,000 messages
+ * per socket). `JSPARALLEL_FUZZ_MESSAGES` sets the messages per socket (default 3000; `npm run fuzz` sends 100,000);
+ * `JSPARALLEL_FUZZ_SEED` replays a run.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
