@@ -24,7 +24,8 @@ import { HeartMonitor } from './heart-monitor.js'
 import { curveKeyFilePath, removeKeyPair, serverKeyPair, writeKeyPair } from './curve-keys.js'
 import { Hub, type SavedEngines } from './hub.js'
 import { openTaskStore, type TaskRecord, type TaskStore } from './store/index.js'
-import { TaskRecords } from './task-records.js'
+import { RecordQueries } from './record-queries.js'
+import { TaskLedger } from './task-ledger.js'
 
 export interface ControllerOptions {
   /** Profile directory: connection files go to its `security/`. */
@@ -151,7 +152,7 @@ export class Controller {
   private monitor!: HeartMonitor
   /** The task scheduler; none with the `pure` scheme, whose tasks cross a native device instead. */
   private scheduler: TaskScheduler | undefined
-  private records!: TaskRecords
+  private ledger!: TaskLedger
   private broadcast!: BroadcastRelay
   private proxy: { run(): Promise<void>; terminate(): void } | undefined
 
@@ -263,7 +264,7 @@ export class Controller {
       const header = record.header as unknown as Header | null
       if (!header || !record.msg_id) continue
       const idents = record.client_uuid ? [Buffer.from(record.client_uuid)] : []
-      this.records.adopt(record.msg_id)
+      this.ledger.adopted(record.msg_id)
       if (record.engine_uuid && restored.has(record.engine_uuid)) {
         let set = this.orphans.get(record.engine_uuid)
         if (!set) this.orphans.set(record.engine_uuid, (set = new Map<string, Orphan>()))
@@ -292,7 +293,7 @@ export class Controller {
       // Without a stored request (--db=none) a stand-in header still ends the request's pending state.
       header ??= { msg_id: msgId, msg_type: 'apply_request', username: '', session: '', date: '', version: PROTOCOL_VERSION }
       const reply = this.replyError(this.s.muxClient, [], header, 'EngineError', `Engine ${engine.id} died while running task '${msgId}'`, { status: 'error', engine: engine.uuid, dependencies_met: true })
-      this.records.finished(reply, engine.uuid)
+      this.ledger.finished(reply, engine.uuid, false)
     }
   }
 
@@ -334,7 +335,7 @@ export class Controller {
     for (const [, { record, idents }] of held) {
       const header = record.header as unknown as Header
       const reply = this.replyError(this.s.taskClient, idents, header, 'EngineError', `Engine ${engineUuid} died while running task '${header.msg_id}'`, { status: 'error', engine: engineUuid, dependencies_met: true })
-      this.records.finished(reply, engineUuid)
+      this.ledger.finished(reply, engineUuid, false)
     }
   }
 
@@ -357,7 +358,7 @@ export class Controller {
     if (collect) collect()
     const m = process.memoryUsage()
     const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
-    return `status: ${this.hub.registered.length} engine(s), ${this.hub.unassignedCount} task(s) waiting; heap used ${mib(m.heapUsed)} MiB${collect ? ' after a full collection' : ''}, external ${mib(m.external + m.arrayBuffers)} MiB, RSS ${mib(m.rss)} MiB; ${this.droppedMessages} bad message(s) dropped`
+    return `status: ${this.hub.registered.length} engine(s), ${this.ledger.unassigned.size} task(s) waiting; heap used ${mib(m.heapUsed)} MiB${collect ? ' after a full collection' : ''}, external ${mib(m.external + m.arrayBuffers)} MiB, RSS ${mib(m.rss)} MiB; ${this.droppedMessages} bad message(s) dropped`
   }
 
   /** Stops timers, closes every socket and removes the connection files. */
@@ -407,16 +408,16 @@ export class Controller {
       isConnected: (uuid) => this.hub.engineByUuid(uuid) !== undefined,
       log,
     })
-    this.records = new TaskRecords(this.store, {
+    this.ledger = new TaskLedger(this.store, log)
+    const queries = new RecordQueries(this.ledger, {
       reply,
       resubmit: (header, metadata, content, buffers) => {
         const msg = { header, parent_header: {}, metadata, content, buffers }
         // No client identity: the reply stops at the records, where the client asks for it (result_request).
-        this.acceptTask([], msg, this.session.serialize(msg), { recorded: true })
+        this.acceptTask([], msg, this.session.serialize(msg))
       },
       freshHeader: (type) => this.session.header(type),
       engineUuid: (id) => this.hub.registered.find((e) => e.id === id)?.uuid,
-      log,
     })
     this.hub = new Hub({
       reply,
@@ -436,11 +437,14 @@ export class Controller {
       registrationTimeoutMs: this.options.registrationTimeoutMs,
       engineChannels,
       enginesFile: this.enginesFile,
-    }, this.records)
+    }, this.ledger, queries)
     this.monitor = new HeartMonitor({
       ping: (payload) => this.send(s.hbPing, [payload]),
       newHeart: (uuid) => this.hub.heartSeen(uuid),
-      heartFailed: (uuid) => this.hub.unregister(uuid, 'heartbeat stopped'),
+      heartFailed: (uuid) => {
+        this.ledger.heartbeatLost(uuid)
+        this.hub.unregister(uuid, 'heartbeat stopped')
+      },
       heartBack: (uuid) => log.info(`restored engine ${this.hub.engineByUuid(uuid)?.id ?? uuid} answered the heartbeat ${Math.round(performance.now() - this.startedAt)} ms after this controller started`),
       lifetime: () => (performance.now() - this.startedAt) / 1000,
     }, this.options.maxHeartbeatMisses)
@@ -473,7 +477,7 @@ export class Controller {
       const { msg } = this.session.deserialize(frames)
       if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
       this.send(s.iopubClient, frames)
-      this.records.output(msg)
+      this.ledger.output(msg)
     })
     this.loop(s.broadcastClient, 'broadcast', (frames) => this.broadcast.submitted(frames))
     this.loop(s.broadcastEngine, 'broadcast (engines)', (frames) => this.broadcast.replied(frames))
@@ -490,19 +494,16 @@ export class Controller {
         if (task.clientIdents.length > 0) this.send(taskClient, [...task.clientIdents, Buffer.from(uuid), ...wire])
       },
       failTask: (task, ename, evalue, engineUuid) => {
-        this.hub.requestFinished(task.msgId, engineUuid, false)
         const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
         const reply = this.replyError(taskClient, task.clientIdents, task.header, ename, evalue, metadata)
-        this.records.finished(reply, engineUuid)
+        this.ledger.finished(reply, engineUuid, false)
       },
-      taskAssigned: (task, uuid) => {
-        this.hub.taskAssigned(task.msgId, uuid)
-        this.records.assigned(task.msgId, uuid)
-      },
+      taskAssigned: (task, uuid) => this.ledger.assigned(task.msgId, uuid),
+      taskRequeued: (task, uuid, why) => this.ledger.requeued(task.msgId, uuid, why),
       setTimer, clearTimer, log,
     }, {
       scheme: lookupScheme(this.options.scheme), hwm: this.options.hwm, random: this.options.random, strandedGraceMs: this.options.strandedGraceMs, maxEngineDeaths: this.options.maxEngineDeaths,
-      lookupOutcome: (msgId) => this.records.outcomeOf(msgId),
+      lookupOutcome: (msgId) => this.ledger.outcomeOf(msgId),
     })
   }
 
@@ -526,13 +527,13 @@ export class Controller {
     const md = msg.metadata as TaskMetadata
     let after: Dependency
     let follow: Dependency
-    if (!options.recorded) this.records.submitted(msg, 'task')
+    this.ledger.submitted(msg, 'task', undefined, options.recorded === true)
     try {
       after = Dependency.fromWire(md.after)
       follow = Dependency.fromWire(md.follow)
     } catch (e) {
       const reply = this.replyError(this.s.taskClient, idents, msg.header, 'InvalidDependency', `bad after/follow metadata: ${(e as Error).message}`)
-      this.records.finished(reply, undefined)
+      this.ledger.finished(reply, undefined, false)
       return
     }
     const targets = Array.isArray(md.targets) ? md.targets.map(String) : []
@@ -544,7 +545,6 @@ export class Controller {
       language: typeof md.language === 'string' ? md.language : 'python',
       targets: targets.length === 0 ? NO_TARGETS : new Set(targets), retries, timeoutMs, priority, after, follow,
     }
-    this.hub.taskSubmitted(task.msgId)
     this.scheduler?.submit(task)
   }
 
@@ -564,8 +564,7 @@ export class Controller {
     const handled = this.scheduler?.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire) ?? 'unknown'
     if (handled === 'retried') return
     if (handled === 'forwarded') {
-      this.hub.requestFinished(msgId, engineUuid, status !== 'aborted')
-      this.records.finished(msg, engineUuid)
+      this.ledger.finished(msg, engineUuid, status !== 'aborted')
     } else {
       const orphan = this.orphans.get(engineUuid)?.get(msgId)
       if (!orphan) {
@@ -578,7 +577,7 @@ export class Controller {
       }
       // A task of the controller this one restored: its engine finished it after the restart.
       this.orphans.get(engineUuid)?.delete(msgId)
-      this.records.finished(msg, engineUuid)
+      this.ledger.finished(msg, engineUuid, true)
       if (orphan.idents.length > 0) this.send(this.s.taskClient, [...orphan.idents, Buffer.from(engineUuid), ...wire])
     }
   }
@@ -594,31 +593,22 @@ export class Controller {
       const [client, engine] = idents
       if (!client || !engine) throw new Error('request has no engine identity frame')
       const uuid = engine.toString()
-      const unreachable = (): void => {
-        const reply = this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
-        if (accounting) {
-          this.hub.requestFinished(msg.header.msg_id, uuid, false)
-          if (this.records.isPending(msg.header.msg_id)) this.records.finished(reply, uuid)
-        }
-      }
+      const refuse = (): Message => this.replyError(clientSide, [client], msg.header, 'EngineError', `no engine ${uuid} is connected`)
       if (!this.hub.engineByUuid(uuid)) {
-        unreachable()
+        refuse()
         return
       }
-      if (accounting) {
-        this.hub.muxSubmitted(msg.header.msg_id, uuid)
-        this.records.submitted(msg, 'mux', uuid)
-      }
-      this.send(engineSide, [engine, client, ...frames.slice(2)], unreachable)
+      if (accounting) this.ledger.submitted(msg, 'mux', uuid)
+      this.send(engineSide, [engine, client, ...frames.slice(2)], () => {
+        const reply = refuse()
+        if (accounting) this.ledger.finished(reply, uuid, false)
+      })
     })
     this.loop(engineSide, `${name} (engines)`, (frames) => {
       const { idents, msg } = this.session.deserialize(frames)
       const [engine, client] = idents
       if (!engine || !client) throw new Error('reply has no client identity frame')
-      if (accounting) {
-        this.hub.requestFinished((msg.parent_header as Partial<Header>).msg_id ?? '', engine.toString(), true)
-        this.records.finished(msg, engine.toString())
-      }
+      if (accounting) this.ledger.finished(msg, engine.toString(), true)
       this.send(clientSide, [client, engine, ...frames.slice(2)])
     })
   }
