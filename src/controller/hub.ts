@@ -50,8 +50,8 @@ export interface SavedEngines {
 type QueryHandler = (idents: Buffer[], msg: Message) => void
 
 /**
- * The hub: registry of engines (two-phase registration completed by the first heartbeat), the requests of
- * the registration/query channel, and the accounting behind queue_status.
+ * The hub: registry of engines (two-phase registration completed by the first heartbeat) and the requests of the
+ * registration/query channel. It tells the task ledger when engines come and go, and answers queue_status from it.
  */
 export class Hub {
   private readonly engines = new Map<number, EngineRecord>()
