@@ -1,5 +1,5 @@
 import t from 'tap'
-import { leastload, lookupScheme, lru, plainrandom, registerScheme, twobin, weighted } from '../src/schedulers/schemes.js'
+import { SchemeRegistry, leastload, lru, plainrandom, twobin, weighted } from '../src/schedulers/schemes.js'
 
 /** A scripted source of "random" numbers. */
 const draws = (...values: number[]): (() => number) => () => {
@@ -40,9 +40,17 @@ t.test('weighted keeps the lighter of two inverse-load draws', async (t) => {
   t.ok(lighter > 8_000, `lighter engine chosen ${lighter} times of 10000`)
 })
 
-t.test('registry: unknown names fail with the list; custom schemes register', async (t) => {
-  t.throws(() => lookupScheme('fastest'), /unknown scheme 'fastest'; known schemes: leastload, lru, plainrandom, twobin, weighted/)
-  registerScheme('last', (loads) => loads.length - 1)
-  t.equal(lookupScheme('last')([0, 0, 7], Math.random), 2)
-  t.throws(() => registerScheme('bad name', lru), /must be letters/)
+t.test('registry: the built-in schemes, then custom ones; each registry its own', async (t) => {
+  const registry = new SchemeRegistry({ last: (loads) => loads.length - 1 })
+  t.same(registry.names(), ['leastload', 'lru', 'plainrandom', 'twobin', 'weighted', 'last'])
+  t.equal(registry.get('last')?.([0, 0, 7], Math.random), 2)
+  t.equal(registry.get('fastest'), undefined)
+  t.equal(new SchemeRegistry().get('last'), undefined, 'another registry does not see it')
+  t.throws(() => registry.register('bad name', lru), /must be letters/)
+})
+
+t.test('plugin authors import the scheme types and built-ins from jsparallel/schedulers', async (t) => {
+  const plugin = await import('jsparallel/schedulers')
+  t.equal(plugin.leastload([3, 1, 2], Math.random), 1)
+  t.same(new plugin.SchemeRegistry().names(), ['leastload', 'lru', 'plainrandom', 'twobin', 'weighted'])
 })

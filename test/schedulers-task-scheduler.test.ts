@@ -21,6 +21,7 @@ function fakeHost() {
     forwardReply: (task, uuid) => forwarded.push([task.msgId, uuid]),
     failTask: (task, ename) => failed.push([task.msgId, ename]),
     taskAssigned: () => {},
+    taskRequeued: () => {},
     setTimer: (fn, ms) => {
       const timer = { fn, ms, cleared: false }
       timers.push(timer)

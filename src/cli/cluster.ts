@@ -3,7 +3,8 @@ import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { createLogger } from '../common/log.js'
-import { knownSchemes } from '../schedulers/schemes.js'
+import { knownTaskSchemes } from '../controller/task-channels.js'
+import { SchemeRegistry } from '../schedulers/schemes.js'
 import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, packageVersion, profileDirOf, type ProfileFlags } from './common.js'
 import { LocalCluster } from './local-cluster.js'
 
@@ -28,7 +29,7 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
   const start = addProfileOptions(new Command('start'))
     .description('Start a controller and N engines in the foreground; Ctrl-C stops them all.')
     .option('-n, --n <count>', 'number of engines (default: number of CPUs)', intOption('-n', 1), cpus().length)
-    .option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`)
+    .option('--scheme <name>', `task scheduler scheme: ${knownTaskSchemes(new SchemeRegistry()).join(', ')}`)
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0))
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10))
     .option('--plugin <module>', 'a scheme plugin module for the controller (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander'
 import { createLogger } from '../common/log.js'
 import { Controller } from '../controller/controller.js'
-import { knownSchemes } from '../schedulers/schemes.js'
+import { SchemeRegistry, type Scheme } from '../schedulers/schemes.js'
+import { knownTaskSchemes } from '../controller/task-channels.js'
 import { loadSchemePlugin } from './plugins.js'
 import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, packageVersion, profileDirOf, splitForeignOptions, type ProfileFlags } from './common.js'
 
@@ -36,7 +37,7 @@ export function controllerCommand(): Command {
     .option('--port <port>', 'registration port (default: a free one)', intOption('--port', 1))
     .option('--ports <list>', 'ports to bind, in order, e.g. 10101-10116 or 10101,10105-10110 (free ones after that)', portList, [] as number[])
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10), 3000)
-    .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownSchemes().join(', ')}`).default('leastload'))
+    .addOption(new Option('--scheme <name>', `task scheduler scheme: ${knownTaskSchemes(new SchemeRegistry()).join(', ')}`).default('leastload'))
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0), 1)
     .option('--db <store>', 'task records: memory (ipyparallel DictDB limits), sqlite (<profile>/tasks.db), sqlite:<path>, or none')
     .option('--dictdb', 'same as --db=memory (ipyparallel flag)')
@@ -83,7 +84,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   for (const arg of ignored) {
     if (!tolerated.includes(arg.split('=')[0] as string)) log.warn(`ignoring option ${arg}`)
   }
-  for (const plugin of flags.plugin) await loadSchemePlugin(plugin, process.cwd())
+  let schemes: Record<string, Scheme> = {}
+  for (const plugin of flags.plugin) schemes = { ...schemes, ...(await loadSchemePlugin(plugin, process.cwd())) }
   const controller = await Controller.start({
     profileDir: profileDirOf(flags, env),
     clusterId: clusterIdOf(flags),
@@ -93,6 +95,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     ports: flags.ports,
     pingMs: flags.ping,
     scheme: flags.scheme,
+    schemes,
     hwm: flags.hwm,
     db: storeOf(flags),
     reuse: flags.reuse === true,

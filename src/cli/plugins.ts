@@ -1,13 +1,13 @@
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigError } from '../common/errors.js'
-import { registerScheme, type Scheme } from '../schedulers/schemes.js'
+import type { Scheme } from '../schedulers/schemes.js'
 
 /**
  * Imports a scheme plugin: a module whose default export maps scheme names to functions
- * `(loads, random) => index` (docs/schedulers.md). Each is registered under its name.
+ * `(loads, random) => index` (docs/schedulers.md), for the controller's `schemes` option.
  */
-export async function loadSchemePlugin(specifier: string, cwd: string): Promise<string[]> {
+export async function loadSchemePlugin(specifier: string, cwd: string): Promise<Record<string, Scheme>> {
   const url = specifier.startsWith('file:') ? specifier : pathToFileURL(isAbsolute(specifier) ? specifier : resolve(cwd, specifier)).href
   let module: { default?: unknown }
   try {
@@ -19,9 +19,10 @@ export async function loadSchemePlugin(specifier: string, cwd: string): Promise<
   if (schemes === null || typeof schemes !== 'object' || Object.keys(schemes).length === 0) {
     throw new ConfigError(`scheme plugin ${specifier} must have a default export { name: (loads, random) => index }`)
   }
+  const loaded: Record<string, Scheme> = {}
   for (const [name, scheme] of Object.entries(schemes)) {
     if (typeof scheme !== 'function') throw new ConfigError(`scheme plugin ${specifier}: '${name}' is not a function (loads, random) => index`)
-    registerScheme(name, scheme as Scheme)
+    loaded[name] = scheme as Scheme
   }
-  return Object.keys(schemes)
+  return loaded
 }

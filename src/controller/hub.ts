@@ -3,7 +3,8 @@ import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
-import type { TaskRecords } from './task-records.js'
+import type { RecordQueries } from './record-queries.js'
+import type { TaskLedger } from './task-ledger.js'
 
 /** An engine whose registration has completed (its heart was seen). */
 export interface EngineRecord {
@@ -14,15 +15,6 @@ export interface EngineRecord {
 
 interface PendingRegistration extends EngineRecord {
   timer: unknown
-}
-
-interface EngineQueues {
-  /** Direct (mux) requests sent to the engine and not answered. */
-  queue: Set<string>
-  /** Load-balanced tasks assigned to the engine and not answered. */
-  tasks: Set<string>
-  /** How many requests the engine has answered (their ids are in the task store, as long as it keeps them). */
-  completed: number
 }
 
 /** What the hub needs from the controller around it. */
@@ -58,15 +50,13 @@ export interface SavedEngines {
 type QueryHandler = (idents: Buffer[], msg: Message) => void
 
 /**
- * The hub: registry of engines (two-phase registration completed by the first heartbeat), the requests of
- * the registration/query channel, and the accounting behind queue_status.
+ * The hub: registry of engines (two-phase registration completed by the first heartbeat) and the requests of the
+ * registration/query channel. It tells the task ledger when engines come and go, and answers queue_status from it.
  */
 export class Hub {
   private readonly engines = new Map<number, EngineRecord>()
   private readonly byUuid = new Map<string, EngineRecord>()
   private readonly pending = new Map<string, PendingRegistration>()
-  private readonly queues = new Map<string, EngineQueues>()
-  private readonly unassigned = new Set<string>()
   private nextId = 0
 
   /** Handlers of the query channel by message type; anything else gets hub_error. */
@@ -80,14 +70,9 @@ export class Hub {
     stop_distributed_request: (idents, msg) => this.notHere(idents, msg, 'stop_distributed_reply', 'this controller runs no Dask scheduler'),
   }
 
-  constructor(private readonly hooks: HubHooks, private readonly options: HubOptions, private readonly records: TaskRecords) {}
+  constructor(private readonly hooks: HubHooks, private readonly options: HubOptions, private readonly ledger: TaskLedger, private readonly queries: RecordQueries) {}
 
   /** Registered engines in id order. */
-  /** Load-balanced tasks not yet given to an engine. */
-  get unassignedCount(): number {
-    return this.unassigned.size
-  }
-
   get registered(): EngineRecord[] {
     return [...this.engines.values()].sort((a, b) => a.id - b.id)
   }
@@ -99,7 +84,7 @@ export class Hub {
   handleQuery(idents: Buffer[], msg: Message): void {
     const type = msg.header.msg_type
     const own = Object.hasOwn(this.handlers, type) ? this.handlers[type] : undefined
-    const handler = own ?? (Object.hasOwn(this.records.handlers, type) ? this.records.handlers[type as keyof TaskRecords['handlers']] : undefined)
+    const handler = own ?? (Object.hasOwn(this.queries.handlers, type) ? this.queries.handlers[type as keyof RecordQueries['handlers']] : undefined)
     if (!handler) {
       this.hooks.reply(idents, 'hub_error', errorContent('KeyError', `"Bad Message Type: '${msg.header.msg_type}'"`), msg.header)
       return
@@ -116,7 +101,7 @@ export class Hub {
     const engine: EngineRecord = { id: reg.id, uuid, language: reg.language }
     this.engines.set(engine.id, engine)
     this.byUuid.set(uuid, engine)
-    this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: 0 })
+    this.ledger.engineJoined(engine, false)
     this.hooks.log.info(`engine ${engine.id} (${engine.language}) registered: ${uuid}`)
     this.saveEngines()
     this.hooks.notify('registration_notification', { id: engine.id, uuid })
@@ -134,7 +119,7 @@ export class Hub {
       if (!Number.isInteger(engine.id) || this.engines.has(engine.id) || this.byUuid.has(uuid)) continue
       this.engines.set(engine.id, engine)
       this.byUuid.set(uuid, engine)
-      this.queues.set(uuid, { queue: new Set(), tasks: new Set(), completed: 0 })
+      this.ledger.engineJoined(engine, true)
       this.hooks.engineJoined(engine)
       restored.push(engine)
     }
@@ -154,40 +139,13 @@ export class Hub {
     }
     const engine = this.byUuid.get(uuid)
     if (!engine) return
-    const directPending = [...(this.queues.get(uuid)?.queue ?? [])]
     this.engines.delete(engine.id)
     this.byUuid.delete(uuid)
-    this.queues.delete(uuid)
+    const directPending = this.ledger.engineLeft(engine, why)
     this.hooks.log.info(`engine ${engine.id} unregistered (${why})`)
     this.saveEngines()
     this.hooks.notify('unregistration_notification', { id: engine.id, uuid })
     this.hooks.engineLeft(engine, directPending)
-  }
-
-  // Task accounting, fed by the relays and the task scheduler.
-  taskSubmitted(msgId: string): void {
-    this.unassigned.add(msgId)
-  }
-  taskAssigned(msgId: string, engineUuid: string): void {
-    this.unassigned.delete(msgId)
-    for (const q of this.queues.values()) q.tasks.delete(msgId) // a retried task moves between engines
-    this.queues.get(engineUuid)?.tasks.add(msgId)
-  }
-  /** A task or direct request was answered; aborted load-balanced tasks are not counted as completed. */
-  requestFinished(msgId: string, engineUuid: string | undefined, countAsCompleted: boolean): void {
-    this.unassigned.delete(msgId)
-    if (engineUuid === undefined) {
-      // Ended here (timeout, impossible dependency), perhaps after an engine failed or refused it: none holds it now.
-      for (const q of this.queues.values()) q.tasks.delete(msgId)
-      return
-    }
-    const q = this.queues.get(engineUuid)
-    if (!q) return
-    const had = q.tasks.delete(msgId) || q.queue.delete(msgId)
-    if (had && countAsCompleted) q.completed++
-  }
-  muxSubmitted(msgId: string, engineUuid: string): void {
-    this.queues.get(engineUuid)?.queue.add(msgId)
   }
 
   private connectionRequest(idents: Buffer[], msg: Message): void {
@@ -243,20 +201,21 @@ export class Hub {
     }
     const content: JsonObject = { status: 'ok' }
     for (const e of chosen) {
-      const q = this.queues.get(e.uuid)
+      const q = this.ledger.queuesOf(e.uuid)
       if (!q) continue
       content[String(e.id)] = verbose === true
         ? { queue: [...q.queue], completed: this.completedIds(e.uuid), tasks: [...q.tasks] }
         : { queue: q.queue.size, completed: q.completed, tasks: q.tasks.size }
     }
-    content.unassigned = verbose === true ? [...this.unassigned] : this.unassigned.size
+    const unassigned = this.ledger.unassigned
+    content.unassigned = verbose === true ? [...unassigned] : unassigned.size
     this.hooks.reply(idents, 'queue_reply', content, msg.header)
   }
 
   /** Ids of the requests an engine has finished, as far as the task store still holds them. */
   private completedIds(uuid: string): string[] {
     try {
-      return this.records.store.findRecords({ engine_uuid: uuid, completed: { $ne: null } }, ['msg_id']).flatMap((r) => r.msg_id ?? [])
+      return this.ledger.store.findRecords({ engine_uuid: uuid, completed: { $ne: null } }, ['msg_id']).flatMap((r) => r.msg_id ?? [])
     } catch {
       return [] // a store that keeps nothing
     }

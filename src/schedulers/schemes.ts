@@ -49,21 +49,30 @@ export const weighted: Scheme = (loads, random) => {
 /** Schemes by the name used on the command line and in `task_scheme`. */
 export const schemes: Readonly<Record<string, Scheme>> = { leastload, lru, plainrandom, twobin, weighted }
 
-const registry = new Map<string, Scheme>(Object.entries(schemes))
+/**
+ * The schemes one controller knows: the built-in ones and those its plugins add. Each controller has its own, so
+ * two in one process never see each other's.
+ */
+export class SchemeRegistry {
+  private readonly byName = new Map<string, Scheme>(Object.entries(schemes))
 
-/** Registers a scheme of your own under a name `--scheme` accepts. */
-export function registerScheme(name: string, scheme: Scheme): void {
-  if (!/^[a-z][a-z0-9_-]*$/i.test(name)) throw new Error(`scheme name '${name}' must be letters, digits, - or _`)
-  registry.set(name, scheme)
-}
+  constructor(extra: Readonly<Record<string, Scheme>> = {}) {
+    for (const [name, scheme] of Object.entries(extra)) this.register(name, scheme)
+  }
 
-export function knownSchemes(): string[] {
-  return [...registry.keys()]
-}
+  /** Adds a scheme of your own under a name `--scheme` accepts (replacing one of that name). */
+  register(name: string, scheme: Scheme): void {
+    if (!/^[a-z][a-z0-9_-]*$/i.test(name)) throw new Error(`scheme name '${name}' must be letters, digits, - or _`)
+    if (typeof scheme !== 'function') throw new Error(`scheme '${name}' must be a function (loads, random) => index`)
+    this.byName.set(name, scheme)
+  }
 
-/** The scheme of that name; an unknown name fails with the list of known ones. */
-export function lookupScheme(name: string): Scheme {
-  const scheme = registry.get(name)
-  if (!scheme) throw new Error(`unknown scheme '${name}'; known schemes: ${knownSchemes().join(', ')}`)
-  return scheme
+  get(name: string): Scheme | undefined {
+    return this.byName.get(name)
+  }
+
+  /** Names in registration order, the built-in ones first. */
+  names(): string[] {
+    return [...this.byName.keys()]
+  }
 }

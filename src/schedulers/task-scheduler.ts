@@ -42,6 +42,8 @@ export interface SchedulerHost {
   failTask(task: Task, ename: string, evalue: string, engineUuid?: string): void
   /** The task left the queue for an engine (the hub's `task_destination`). */
   taskAssigned(task: Task, engineUuid: string): void
+  /** The task left an engine unfinished and waits for another (told before it is assigned again). */
+  taskRequeued(task: Task, engineUuid: string, why: RequeueReason): void
   setTimer(callback: () => void, ms: number): unknown
   clearTimer(handle: unknown): void
   log: Logger
@@ -62,6 +64,12 @@ export interface SchedulerOptions {
   /** How tasks the scheduler no longer remembers ended (the task store); default: unknown. */
   lookupOutcome?: OutcomeLookup
 }
+
+/**
+ * Why a task left an engine unfinished: `failed` there with retries left; `refused` for an unmet functional
+ * dependency; the engine was `undeliverable`; or the engine died under it (`engine-lost`) with retries left.
+ */
+export type RequeueReason = 'failed' | 'refused' | 'undeliverable' | 'engine-lost'
 
 /** The outcome of an engine reply, as far as scheduling is concerned. */
 export interface ReplyOutcome {
@@ -184,10 +192,10 @@ export class TaskScheduler {
     if (!job) return 'unknown'
     let handled: ReplyHandling = 'retried'
     if (!outcome.dependenciesMet) {
-      this.retryElsewhere(job, engineUuid)
+      this.retryElsewhere(job, engineUuid, 'refused')
     } else if (outcome.status !== 'ok' && job.task.retries > 0) {
       job.task.retries--
-      this.retryElsewhere(job, engineUuid)
+      this.retryElsewhere(job, engineUuid, 'failed')
     } else {
       this.host.forwardReply(job.task, engineUuid, replyWire)
       handled = 'forwarded'
@@ -291,6 +299,7 @@ export class TaskScheduler {
     if (!slot.pending.delete(job.task.msgId)) return
     slot.load--
     this.host.log.debug(`engine ${slot.uuid} is not reachable yet; task ${job.task.msgId} goes back to the queue`)
+    this.host.taskRequeued(job.task, slot.uuid, 'undeliverable')
     this.enqueue(job)
     if (this.retryTimer === undefined) {
       this.retryTimer = this.host.setTimer(() => {
@@ -325,8 +334,9 @@ export class TaskScheduler {
     }
   }
 
-  private retryElsewhere(job: Job, engineUuid: string): void {
+  private retryElsewhere(job: Job, engineUuid: string, reason: RequeueReason): void {
     ;(job.blacklist ??= new Set()).add(engineUuid)
+    this.host.taskRequeued(job.task, engineUuid, reason)
     const why = this.impossible(job)
     if (why) {
       this.fail(job, 'ImpossibleDependency', `${why} (the task failed or was refused on ${engineUuid})`)
@@ -387,7 +397,7 @@ export class TaskScheduler {
         this.fail(job, 'PoisonTask', `task ${msgId} was running on ${most} engines that died (${deaths.join(', ')}); given up so that it kills no more`, engineUuid)
       } else if (job.task.retries > 0) {
         job.task.retries--
-        this.retryElsewhere(job, engineUuid)
+        this.retryElsewhere(job, engineUuid, 'engine-lost')
       } else {
         this.fail(job, 'EngineError', `Engine ${engineUuid} died while running task ${msgId}`, engineUuid)
       }

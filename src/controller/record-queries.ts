@@ -1,22 +1,21 @@
 import { errorContent, StoreKeyError } from '../common/errors.js'
-import type { Logger } from '../common/log.js'
 import { formatIsoMicros, parseIsoDate } from '../protocol/dates.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
-import { emptyRecord, type Query, type TaskRecord, type TaskStore } from './store/index.js'
+import type { Query, TaskStore } from './store/index.js'
+import type { TaskLedger } from './task-ledger.js'
 
-/** What the records need from the controller around them. */
-export interface TaskRecordsHooks {
+/** What the queries need from the controller around them. */
+export interface RecordQueriesHooks {
   reply(idents: Buffer[], type: string, content: object, parent: Header, buffers?: Buffer[]): void
   /**
-   * Send a copy of a recorded request into the task scheduler under a new header; its reply comes back to the
-   * records only (the client polls with result_request).
+   * Submit a copy of a recorded request as a new task under a new header; its reply goes to the records only (the
+   * client polls with result_request).
    */
   resubmit(header: Header, metadata: JsonObject, content: JsonObject, buffers: Buffer[]): void
   /** A fresh header for a resubmitted request (new msg_id and date, this controller's session). */
   freshHeader(msgType: string): Header
   /** The uuid of a registered engine id, or undefined. */
   engineUuid(id: number): string | undefined
-  log: Logger
 }
 
 /** Fields of a record that travel as dates. */
@@ -27,25 +26,14 @@ const KEPT_ON_RESUBMIT = ['language']
 /** ISO 8601 as Python's `extract_dates` recognises it: date, time, optional fraction and offset. */
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?$/
 
-/** How many requests' output is kept at hand at once (each entry lives until its engine reports idle). */
-const MAX_OPEN_STREAMS = 10_000
-
 type Handler = (idents: Buffer[], msg: Message) => void
 
 /**
- * The hub's task records (reference §4.5, §4.6, §6): every request that passes through the controller, its
- * result and its output go into the task store; the query channel's result, history, db, purge and resubmit
- * requests are answered from it. Which requests are still in flight is kept here, not in the store, so a
- * store that keeps nothing (`--nodb`) still answers "pending".
+ * The query channel's result, history, db, purge and resubmit requests (reference §4.5, §4.6, §6), answered from
+ * the task store and the ledger (which requests are in flight). Resubmitted copies enter through the controller
+ * like any task; purging drops records of requests that have ended.
  */
-export class TaskRecords {
-  private readonly pending = new Set<string>()
-  /**
-   * Output so far of requests whose engine has not reported idle yet, so a stream message appends without
-   * reading the record back. Bounded: the oldest entries go first.
-   */
-  private readonly streams = new Map<string, { stdout: string; stderr: string }>()
-
+export class RecordQueries {
   /** The query-channel requests answered here, by message type. */
   readonly handlers: Record<'result_request' | 'history_request' | 'db_request' | 'purge_request' | 'resubmit_request', Handler> = {
     result_request: (idents, msg) => this.resultRequest(idents, msg),
@@ -55,120 +43,10 @@ export class TaskRecords {
     resubmit_request: (idents, msg) => this.answer(idents, msg, 'resubmit_reply', () => this.resubmit(msg.content)),
   }
 
-  constructor(readonly store: TaskStore, private readonly hooks: TaskRecordsHooks) {}
+  private readonly store: TaskStore
 
-  /** Whether a request is in flight (submitted, not answered). */
-  isPending(msgId: string): boolean {
-    return this.pending.has(msgId)
-  }
-
-  /** How a finished request ended, for dependencies on tasks the scheduler no longer remembers. */
-  outcomeOf(msgId: string): { ok: boolean; engineUuid: string | undefined } | undefined {
-    try {
-      if (this.pending.has(msgId) || !this.store.hasRecord(msgId)) return undefined
-      const record = this.store.getRecord(msgId)
-      if (record.completed === null) return undefined
-      return { ok: record.result_content?.status === 'ok', engineUuid: record.engine_uuid ?? undefined }
-    } catch {
-      return undefined
-    }
-  }
-
-  /** A request recorded by the controller this one restored, still unfinished: it is in flight again. */
-  adopt(msgId: string): void {
-    this.pending.add(msgId)
-  }
-
-  /** A client's request entered the controller: on the task channel, or on mux to `engineUuid`. */
-  submitted(msg: Message, queue: 'task' | 'mux', engineUuid?: string): void {
-    const header = msg.header
-    this.pending.add(header.msg_id)
-    const record = {
-      ...emptyRecord(header.msg_id),
-      header: header as unknown as JsonObject, metadata: msg.metadata, content: msg.content, buffers: msg.buffers,
-      submitted: dateOf(header.date), client_uuid: header.session, engine_uuid: engineUuid ?? null, queue,
-    }
-    this.write(header.msg_id, () => this.store.addRecord(record))
-  }
-
-  /** The scheduler gave a task to an engine. */
-  assigned(msgId: string, engineUuid: string): void {
-    this.write(msgId, () => this.store.updateRecord(msgId, { engine_uuid: engineUuid }))
-  }
-
-  /** A reply to a recorded request passed through (an engine's, or one the controller made). */
-  finished(reply: Message, engineUuid: string | undefined): void {
-    const msgId = (reply.parent_header as Partial<Header>).msg_id
-    if (msgId === undefined) return
-    this.pending.delete(msgId)
-    const md = reply.metadata as { started?: unknown; engine?: unknown }
-    const engine = typeof md.engine === 'string' && md.engine !== '' ? md.engine : engineUuid
-    const changes: Partial<TaskRecord> = {
-      result_header: reply.header, result_metadata: reply.metadata, result_content: reply.content,
-      result_buffers: reply.buffers, started: dateOf(md.started), completed: dateOf(reply.header.date) ?? new Date(), received: new Date(),
-      ...(engine !== undefined ? { engine_uuid: engine } : {}),
-    }
-    this.write(msgId, () => this.store.updateRecord(msgId, changes))
-  }
-
-  /** An IOPub message from an engine: output of the request named by its parent header. */
-  output(msg: Message): void {
-    const msgId = (msg.parent_header as Partial<Header>).msg_id
-    if (msgId === undefined) return
-    const content = msg.content
-    let changes: Partial<TaskRecord>
-    switch (msg.header.msg_type) {
-      case 'stream': {
-        if (typeof content.text !== 'string') return
-        const name = content.name === 'stderr' ? 'stderr' : 'stdout'
-        const so = this.streamsOf(msgId)
-        if (!so) return
-        so[name] += content.text
-        changes = { [name]: so[name] }
-        break
-      }
-      case 'status':
-        if (content.execution_state === 'idle') this.streams.delete(msgId)
-        return
-      case 'error':
-        changes = { error: content }
-        break
-      case 'execute_input':
-        changes = { execute_input: content.code ?? null }
-        break
-      case 'execute_result':
-        changes = { execute_result: content }
-        break
-      default:
-        return
-    }
-    // Output of a request this controller never saw (another controller's, say) is not worth a record.
-    if (!this.store.hasRecord(msgId)) return
-    this.write(msgId, () => this.store.updateRecord(msgId, changes))
-  }
-
-  /** The output accumulated for a request, read from its record the first time; undefined if there is none. */
-  private streamsOf(msgId: string): { stdout: string; stderr: string } | undefined {
-    let so = this.streams.get(msgId)
-    if (so) return so
-    if (!this.store.hasRecord(msgId)) return undefined
-    const record = this.store.getRecord(msgId)
-    so = { stdout: record.stdout, stderr: record.stderr }
-    this.streams.set(msgId, so)
-    if (this.streams.size > MAX_OPEN_STREAMS) {
-      const oldest = this.streams.keys().next().value
-      if (oldest !== undefined) this.streams.delete(oldest)
-    }
-    return so
-  }
-
-  private write(msgId: string, action: () => void): void {
-    try {
-      action()
-    } catch (e) {
-      // A culled or purged record, or a store that keeps nothing: the task itself is unaffected.
-      if (!(e instanceof StoreKeyError)) this.hooks.log.warn(`task store: could not record ${msgId}: ${(e as Error).message}`)
-    }
+  constructor(private readonly ledger: TaskLedger, private readonly hooks: RecordQueriesHooks) {
+    this.store = ledger.store
   }
 
   /** Runs a request's work; anything it throws becomes error content in the reply, named as Python names it. */
@@ -193,7 +71,7 @@ export class TaskRecords {
       const completed: string[] = []
       const content: JsonObject = { status: 'ok', pending, completed }
       for (const msgId of msgIds) {
-        if (this.pending.has(msgId)) {
+        if (this.ledger.isPending(msgId)) {
           pending.push(msgId)
           continue
         }
@@ -253,7 +131,7 @@ export class TaskRecords {
       return { status: 'ok' }
     }
     const msgIds = ids === undefined || ids === null ? [] : stringList(ids, 'msg_ids')
-    const inFlight = msgIds.find((id) => this.pending.has(id))
+    const inFlight = msgIds.find((id) => this.ledger.isPending(id))
     if (inFlight !== undefined) throw new PurgeError(`msg pending: '${inFlight}'`)
     if (msgIds.length > 0) this.store.dropMatchingRecords({ msg_id: { $in: msgIds } })
     const engines = engineIds === undefined || engineIds === null ? [] : (Array.isArray(engineIds) ? engineIds : [engineIds])
@@ -282,11 +160,10 @@ export class TaskRecords {
       for (const key of KEPT_ON_RESUBMIT) if (record.metadata?.[key] !== undefined) metadata[key] = record.metadata[key]
       const body = record.content ?? {}
       const buffers = record.buffers ?? []
-      this.submitted({ header, parent_header: original, metadata, content: body, buffers }, 'task')
       this.hooks.resubmit(header, metadata, body, buffers)
       resubmitted[record.msg_id] = header.msg_id
     }
-    for (const [old, renewed] of Object.entries(resubmitted)) this.write(old, () => this.store.updateRecord(old, { resubmitted: renewed }))
+    for (const [old, renewed] of Object.entries(resubmitted)) this.ledger.resubmitted(old, renewed)
     return { status: 'ok', resubmitted }
   }
 }
@@ -312,11 +189,6 @@ function stringList(value: unknown, field: string): string[] {
     throw new RequestError(`${field} must be a list of message id strings, not ${JSON.stringify(value)}`)
   }
   return list
-}
-
-function dateOf(text: unknown): Date | null {
-  const ms = parseIsoDate(text)
-  return ms === undefined ? null : new Date(ms)
 }
 
 function isoOf(date: Date | null | undefined): string | null {

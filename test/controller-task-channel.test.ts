@@ -1,0 +1,175 @@
+// The task channels on their own: the scheduled channel driven by frames through a fake io (its sockets are made
+// but never bound), and the choice of channel by scheme name.
+import t, { type Test } from 'tap'
+import { silentLogger } from '../src/common/log.js'
+import { PureTaskChannel } from '../src/controller/pure-channel.js'
+import { ScheduledTaskChannel } from '../src/controller/scheduled-channel.js'
+import { MemoryTaskStore } from '../src/controller/store/index.js'
+import type { TaskIo } from '../src/controller/task-channel.js'
+import { knownTaskSchemes, taskChannelOf } from '../src/controller/task-channels.js'
+import { TaskLedger } from '../src/controller/task-ledger.js'
+import type { ControllerEvent } from '../src/controller/ledger-events.js'
+import type { JsonObject } from '../src/protocol/messages.js'
+import { Session } from '../src/protocol/session.js'
+import { SchemeRegistry, leastload } from '../src/schedulers/schemes.js'
+import type { Frames } from '../src/transport/sockets.js'
+
+const KEY = 'task-channel-test-key'
+const CLIENT = Buffer.from('client-1')
+const A = 'engine-a'
+const B = 'engine-b'
+
+interface Harness {
+  channel: ScheduledTaskChannel
+  ledger: TaskLedger
+  events: ControllerEvent[]
+  /** Frames sent on the engine-facing and the client-facing socket. */
+  toEngines: { frames: Frames; undeliverable: (() => void) | undefined }[]
+  toClient: Frames[]
+  /** The receive loops' handlers, by channel name. */
+  loops: Map<string, (frames: Frames) => void>
+  warnings: string[]
+  client: Session
+  engine: (uuid: string) => Session
+}
+
+function harness(t: Test): Harness {
+  const channel = new ScheduledTaskChannel({ scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 10, maxEngineDeaths: 3 }, undefined)
+  t.teardown(() => {
+    channel.sockets.client.close()
+    channel.sockets.engine.close()
+  })
+  const ledger = new TaskLedger(new MemoryTaskStore(), silentLogger)
+  const events: ControllerEvent[] = []
+  ledger.events.on((e) => events.push(e))
+  const h: Harness = {
+    channel, ledger, events, toEngines: [], toClient: [], loops: new Map(), warnings: [], client: new Session({ key: KEY }),
+    engine: (uuid) => new Session({ key: KEY, session: uuid }),
+  }
+  const io: TaskIo = {
+    send: (socket, frames, undeliverable) => {
+      if (socket === channel.sockets.engine) h.toEngines.push({ frames, undeliverable })
+      else h.toClient.push(frames)
+    },
+    loop: (_socket, name, handle) => h.loops.set(name, handle),
+    setTimer: (callback, ms) => setTimeout(callback, ms),
+    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  }
+  channel.open({ session: new Session({ key: KEY }), ledger, io, engineName: String, log: { ...silentLogger, warn: (m) => h.warnings.push(m) } })
+  for (const uuid of [A, B]) {
+    ledger.engineJoined({ id: uuid === A ? 0 : 1, uuid, language: 'javascript' }, false)
+    channel.engineJoined(uuid, 'javascript')
+  }
+  events.length = 0
+  return h
+}
+
+function submit(h: Harness, metadata: JsonObject = {}): string {
+  const msg = h.client.msg('apply_request', {}, { metadata: { language: 'javascript', ...metadata }, buffers: [Buffer.from('{}'), Buffer.from('args')] })
+  h.loops.get('task')?.(h.client.serialize(msg, [CLIENT]))
+  return msg.header.msg_id
+}
+
+/** The reply of the engine that got `sent`, as it arrives at the engine-facing ROUTER. */
+function answer(h: Harness, sent: Frames, status = 'ok', extra: JsonObject = {}): Frames {
+  const uuid = (sent[0] as Buffer).toString()
+  const engine = h.engine(uuid)
+  const { idents, msg } = engine.deserialize(sent.slice(1))
+  const content = status === 'ok' ? { status } : { status, ename: 'Error', evalue: 'failed', traceback: [] }
+  const reply = engine.msg('apply_reply', content, { parent: msg.header, metadata: { engine: uuid, status, ...extra } })
+  return engine.serialize(reply, [Buffer.from(uuid), ...idents])
+}
+
+t.test('a task goes to an engine and its reply to the client; the ledger follows each step', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h)
+  const sent = h.toEngines[0]?.frames ?? []
+  t.equal(sent[1]?.toString(), CLIENT.toString(), 'after the engine\'s identity, the client\'s')
+  const engine = sent[0]?.toString() ?? ''
+  t.same([...(h.ledger.queuesOf(engine)?.tasks ?? [])], [msgId])
+  h.loops.get('task (engines)')?.(answer(h, sent))
+  t.same(h.toClient[0]?.slice(0, 2).map(String), [CLIENT.toString(), engine])
+  t.notOk(h.ledger.isPending(msgId))
+  t.same(h.events.map((e) => e.type), ['task-submitted', 'task-assigned', 'task-finished'])
+})
+
+t.test('a failed task with retries is re-queued to the other engine; only the last reply reaches the client', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h, { retries: 1 })
+  const first = h.toEngines[0]?.frames ?? []
+  h.loops.get('task (engines)')?.(answer(h, first, 'error'))
+  t.same(h.toClient, [])
+  const second = h.toEngines[1]?.frames ?? []
+  t.not(second[0]?.toString(), first[0]?.toString(), 'another engine')
+  t.same(h.events.map((e) => e.type), ['task-submitted', 'task-assigned', 'task-requeued', 'task-assigned'])
+  t.match(h.events[2], { type: 'task-requeued', msgId, engineUuid: first[0]?.toString(), why: 'failed' })
+  h.loops.get('task (engines)')?.(answer(h, second, 'error'))
+  t.equal(h.toClient.length, 1)
+  t.notOk(h.ledger.isPending(msgId))
+})
+
+t.test('a task with bad dependency metadata is refused with InvalidDependency', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h, { after: 42 })
+  t.same(h.toEngines, [])
+  const reply = h.client.deserialize(h.toClient[0] ?? []).msg
+  t.match(reply.content, { status: 'error', ename: 'InvalidDependency' })
+  t.notOk(h.ledger.isPending(msgId))
+  t.same([...h.ledger.unassigned], [])
+})
+
+t.test('a task with no engine free waits unassigned, and is placed when one frees', async (t) => {
+  const h = harness(t)
+  const ids = [submit(h), submit(h), submit(h)]
+  t.equal(h.toEngines.length, 2)
+  t.same([...h.ledger.unassigned], [ids[2]])
+  h.loops.get('task (engines)')?.(answer(h, h.toEngines[0]?.frames ?? []))
+  t.equal(h.toEngines.length, 3)
+  t.same([...h.ledger.unassigned], [])
+})
+
+t.test('an undeliverable task goes back to the queue as re-queued', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h)
+  const first = h.toEngines[0]
+  first?.undeliverable?.()
+  t.match(h.events.find((e) => e.type === 'task-requeued'), { msgId, engineUuid: first?.frames[0]?.toString(), why: 'undeliverable' })
+})
+
+t.test('a reply to a task not pending on that engine is discarded with a warning; a resent one silently', async (t) => {
+  const h = harness(t)
+  submit(h)
+  const sent = h.toEngines[0]?.frames ?? []
+  const reply = answer(h, sent)
+  h.loops.get('task (engines)')?.(reply)
+  h.loops.get('task (engines)')?.(answer(h, sent, 'ok', { resent: true }))
+  t.same(h.warnings, [])
+  h.loops.get('task (engines)')?.(answer(h, sent))
+  t.match(h.warnings, [/discarded a late reply to task/])
+  t.equal(h.toClient.length, 1)
+})
+
+t.test('a resubmitted task runs with no client to answer; its result stays in the records', async (t) => {
+  const h = harness(t)
+  const msg = h.client.msg('apply_request', {}, { metadata: { language: 'javascript' }, buffers: [Buffer.from('{}')] })
+  h.channel.resubmit(msg)
+  const sent = h.toEngines[0]?.frames ?? []
+  t.equal(sent.length > 0, true)
+  h.loops.get('task (engines)')?.(answer(h, sent))
+  t.same(h.toClient, [])
+  t.ok(h.ledger.store.getRecord(msg.header.msg_id).completed instanceof Date)
+})
+
+t.test('the scheme name chooses the channel; an unknown one lists every known name, pure included', async (t) => {
+  const registry = new SchemeRegistry({ sticky: () => 0 })
+  t.same(knownTaskSchemes(registry), ['leastload', 'lru', 'plainrandom', 'twobin', 'weighted', 'sticky', 'pure'])
+  t.throws(() => taskChannelOf('nope', registry), { name: 'ConfigError', message: "unknown scheme 'nope'; known schemes: leastload, lru, plainrandom, twobin, weighted, sticky, pure" })
+  const settings = { hwm: 2, random: Math.random, strandedGraceMs: 1, maxEngineDeaths: 3 }
+  const pure = taskChannelOf('pure', registry)(settings, undefined)
+  const sticky = taskChannelOf('sticky', registry)(settings, undefined)
+  t.teardown(() => [pure, sticky].forEach((c) => [c.sockets.client, c.sockets.engine].forEach((s) => s.close())))
+  t.ok(pure instanceof PureTaskChannel)
+  t.same(pure.closedOnStop, [], 'the native device closes its own sockets')
+  t.ok(sticky instanceof ScheduledTaskChannel)
+  t.equal(sticky.description, ', hwm 2')
+})
