@@ -118,6 +118,17 @@ t.test('a task with bad dependency metadata is refused with InvalidDependency', 
   t.same([...h.ledger.unassigned], [])
 })
 
+t.test('a message that is not a task request is refused with an error naming its type, not queued', async (t) => {
+  const h = harness(t)
+  const msg = h.client.msg('status', { execution_state: 'idle' }, { metadata: { language: 'javascript' } })
+  h.loops.get('task')?.(h.client.serialize(msg, [CLIENT]))
+  t.same(h.toEngines, [])
+  const reply = h.client.deserialize(h.toClient[0] ?? []).msg
+  t.match(reply.content, { status: 'error', ename: 'ProtocolError', evalue: /status message is not a task/ })
+  t.notOk(h.ledger.isPending(msg.header.msg_id))
+  t.same([...h.ledger.unassigned], [])
+})
+
 t.test('a task with no engine free waits unassigned, and is placed when one frees', async (t) => {
   const h = harness(t)
   const ids = [submit(h), submit(h), submit(h)]

@@ -24,6 +24,8 @@ export interface SchedulingSettings {
 
 /** Most tasks may run anywhere: they share one empty target set. */
 const NO_TARGETS: ReadonlySet<string> = new Set()
+/** What a client may send on the task channel (ipyparallel's LoadBalancedView sends both). */
+const TASK_REQUESTS: ReadonlySet<string> = new Set(['apply_request', 'execute_request'])
 
 /**
  * The task channel of every scheme but `pure`: the client's frames go to the task scheduler, which places them
@@ -130,6 +132,11 @@ export class ScheduledTaskChannel implements TaskChannel {
     let after: Dependency
     let follow: Dependency
     this.host.ledger.submitted(msg, 'task', undefined, recorded)
+    if (!TASK_REQUESTS.has(h.msg_type)) {
+      // Not a task (e.g. a replayed IOPub message): without this it would wait for an engine of its language forever.
+      this.fail(idents, msg.header, 'ProtocolError', `a ${h.msg_type} message is not a task: the task channel takes ${[...TASK_REQUESTS].join(' and ')}`, undefined)
+      return
+    }
     try {
       after = Dependency.fromWire(md.after)
       follow = Dependency.fromWire(md.follow)
