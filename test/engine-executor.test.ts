@@ -49,6 +49,12 @@ t.test('a result that cannot be cloned names the part that cannot', async (t) =>
   t.match(outcome, { status: 'error', error: { ename: 'DataCloneError', evalue: /result\.list\[1\] is a function/ } })
 })
 
+t.test('a result with cycles that cannot be cloned (the thread\'s global object) says so, not a stack overflow', async (t) => {
+  const { ex } = executor(t)
+  const outcome = await ex.run(encodeApply({ kind: 'source', source: 'function () { return this }', name: '' }, []), () => {})
+  t.match(outcome, { status: 'error', error: { ename: 'DataCloneError', evalue: /the task's result cannot be sent back: result\./ } })
+})
+
 t.test('console output reaches the listener formatted, tagged by stream', async (t) => {
   const { ex } = executor(t)
   const seen: string[] = []

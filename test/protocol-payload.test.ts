@@ -51,3 +51,11 @@ t.test('findUncloneable names the path of what cannot travel', async (t) => {
   t.same(findUncloneable([new Map([['k', Symbol('s')]])], 'args'), { path: 'args[0].get(k)', what: 'a symbol' })
   t.equal(findUncloneable([1, 'two', { three: [3] }], 'args'), undefined)
 })
+
+t.test('findUncloneable follows a cycle once and still names the part that cannot travel', async (t) => {
+  const root: Record<string, unknown> = {}
+  const child: Record<string, unknown> = { parent: root, cb: () => 1 }
+  root.child = child
+  t.same(findUncloneable(root, 'result'), { path: 'result.child.cb', what: 'a function (cb)' })
+  t.match(findUncloneable(globalThis, 'result'), { path: /^result\./ })
+})

@@ -151,10 +151,14 @@ export function decodeApply(buffers: readonly Buffer[]): { fn: FunctionDescripto
  * The path (like `args[1].options.callback`) of the first part of `value` that structured clone refuses,
  * or undefined if it can be cloned. Used only to explain a refusal, so its cost does not matter.
  */
-export function findUncloneable(value: unknown, path: string): { path: string; what: string } | undefined {
+export function findUncloneable(value: unknown, path: string, seen = new Set<object>()): { path: string; what: string } | undefined {
   if (typeof value === 'function') return { path, what: `a function (${value.name || 'anonymous'})` }
   if (typeof value === 'symbol') return { path, what: 'a symbol' }
   if (value === null || typeof value !== 'object') return undefined
+  // Cycles clone fine, but walking one (globalThis.global, a parent link) would recurse without end; an object met
+  // again is already being searched from its first path.
+  if (seen.has(value)) return undefined
+  seen.add(value)
   try {
     v8.serialize(value)
     return undefined
@@ -165,7 +169,7 @@ export function findUncloneable(value: unknown, path: string): { path: string; w
       : Array.isArray(value) ? value.map((v, i) => [`${path}[${i}]`, v])
       : Object.entries(value).map(([k, v]) => [`${path}.${k}`, v])
     for (const [childPath, child] of entries) {
-      const found = findUncloneable(child, childPath)
+      const found = findUncloneable(child, childPath, seen)
       if (found) return found
     }
     const name = (value).constructor?.name ?? 'object'
