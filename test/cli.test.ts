@@ -65,6 +65,7 @@ t.test('cluster stop stops the cluster of that profile', async (t) => {
   t.equal((await stop.exited).code, 0)
   t.equal((await proc.exited).code, 0)
   for (const pid of childPids) t.notOk(processAlive(pid), `child ${pid} has exited`)
+  t.equal(proc.output().match(/stopping the cluster/g)?.length, 1, 'it said once that it was stopping')
   const again = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
   t.equal((await again.exited).code, 1)
   t.match(again.output(), /no cluster is running/)

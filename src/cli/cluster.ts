@@ -47,10 +47,15 @@ export function clusterCommand(env: NodeJS.ProcessEnv): Command {
       for (const plugin of flags.plugin) controllerArgs.push(`--plugin=${resolve(plugin)}`)
       const cluster = new LocalCluster({ n: flags.n, profileDir, clusterId, controllerArgs, engineArgs: [`--log-level=${flags.logLevel}`], timeoutMs: flags.timeout * 1000, log })
       const pid = pidFile(profileDir, clusterId)
-      const stop = async (): Promise<void> => {
-        log.info('stopping the cluster')
-        await cluster.stop()
-        rmSync(pid, { force: true })
+      // A signal and the controller's exit it causes both ask to stop: the second waits on the first.
+      let stopping: Promise<void> | undefined
+      const stop = (): Promise<void> => {
+        stopping ??= (async () => {
+          log.info('stopping the cluster')
+          await cluster.stop()
+          rmSync(pid, { force: true })
+        })()
+        return stopping
       }
       onTerminate(stop)
       try {
