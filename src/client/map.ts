@@ -54,8 +54,8 @@ function itemsOf<T>(task: Task): T[] {
 }
 
 /**
- * imap's engine: submits chunks from a lazy source while at most `maxOutstanding` tasks are unfinished, and yields
- * results in input order or as they arrive. Stopping the iteration (break, or a failed chunk) stops reading the
+ * imap's engine: submits chunks from a lazy source while at most `maxOutstanding` tasks are unfinished or not yet
+ * consumed, and yields results in input order or as they arrive. Stopping the iteration (break, or a failed chunk) stops reading the
  * input; tasks already submitted run to completion.
  */
 export async function* lazyMap<T>(
@@ -91,7 +91,10 @@ export async function* lazyMap<T>(
     })
     for (;;) {
       for (const done of takeReady()) yield* itemsOf<T>(done)
-      if (unfinished < maxOutstanding) break
+      // Tasks not yet handed to the consumer count, finished or not: a slow consumer (or, in order, one slow task)
+      // must not let the input be read further ahead.
+      const held = ordered ? inOrder.length : unfinished + arrived.length
+      if (held < maxOutstanding) break
       await changed()
     }
   }

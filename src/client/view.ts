@@ -111,7 +111,7 @@ export class LoadBalancedView {
 
   /**
    * Like `map`, but reads the inputs lazily (they may be infinite, or async iterables) and keeps at most
-   * `maxOutstanding` tasks unfinished (default: the number of engines this view can use). Options, as a trailing
+   * `maxOutstanding` tasks unfinished or not yet consumed (default: the number of engines this view can use). Options, as a trailing
    * plain object: `{ chunksize, ordered, maxOutstanding }`. Yields results in input order (default) or as they
    * arrive; throws at the first failed task. An input that cannot travel throws when the iteration reaches it.
    */
