@@ -69,6 +69,14 @@ t.test('judge against the baseline: a stock pass that fails, is skipped or is mi
   t.same(v.betterThanStock, ['m::e (failed on stock)'])
 })
 
+t.test('judge against the baseline: a test its authors mark xfail may xfail here though it xpassed on stock', async (t) => {
+  const baseline = parseBaseline(formatBaseline([outcome('m::racy', 'passed', ['ipyparallel'])], []))
+  const v = judge([outcome('m::racy', 'xfailed')], true, baseline)
+  t.same(v.problems, [])
+  t.equal(v.failed, 0)
+  t.same(v.expectedFailures, ['m::racy'])
+})
+
 t.test('judge against the baseline: a test that reached the stock controller must reach ours', async (t) => {
   const baseline = parseBaseline(formatBaseline([outcome('m::a', 'passed', ['ipyparallel'])], []))
   const v = judge([outcome('m::a', 'passed')], true, baseline)
