@@ -6,6 +6,7 @@ import { newSessionId } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import { TimeoutError } from '../common/errors.js'
 import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
+import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
 import { Outbox, closeAll, createDealer, createSubscriber, curveClient, receiveLoop } from '../transport/sockets.js'
 
@@ -111,8 +112,8 @@ export class LocalCluster {
     const session = this.session
     void receiveLoop(notifications, (frames) => {
       const { msg } = session.deserialize(frames)
-      const { id, uuid } = msg.content as { id?: number; uuid?: string }
-      if (msg.header.msg_type !== 'registration_notification' || typeof id !== 'number' || typeof uuid !== 'string') return
+      if (msg.header.msg_type !== 'registration_notification') return
+      const { id, uuid } = contentOf(msg, 'registration_notification')
       const engine = this.engines.find((e) => e.uuid === uuid)
       if (!engine) return
       engine.id = id

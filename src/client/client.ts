@@ -7,6 +7,7 @@ import {
   CLIENT_KEYS, checkConnectionInfo, connectionFilePath, readConnectionFile, resolveProfileDir,
   type ClientConnectionInfo, type ProfileOptions,
 } from '../protocol/connection-file.js'
+import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
 import { ClientClosedError, Connection } from './connection.js'
 import { DirectView, type DirectTargets } from './direct-view.js'
@@ -117,10 +118,10 @@ export class Client implements AsyncDisposable {
     await this.ready
     const targets = options.targets === undefined ? null : checkTargets(options.targets, 'queueStatus')
     const reply = await this.usable().request('queue_request', { targets, verbose: false }, this.timeoutMs)
-    const status: Record<string, unknown> = { unassigned: 0 }
-    for (const [key, value] of Object.entries(reply.content)) {
-      if (key === 'unassigned') status.unassigned = value
-      else if (key !== 'status' && /^\d+$/.test(key)) status[Number(key)] = value
+    const content = contentOf(reply, 'queue_reply')
+    const status: Record<string, unknown> = { unassigned: content.unassigned }
+    for (const [key, value] of Object.entries(content)) {
+      if (/^\d+$/.test(key)) status[Number(key)] = value
     }
     return status as QueueStatus
   }
@@ -149,7 +150,7 @@ export class Client implements AsyncDisposable {
     const connection = this.usable()
     const renamed = this.ready
       .then(() => connection.request('resubmit_request', { msg_ids: msgIds }, this.timeoutMs))
-      .then((reply) => (reply.content.resubmitted ?? {}) as Record<string, string>)
+      .then((reply) => contentOf(reply, 'resubmit_reply').resubmitted)
     const result = fetchFromHub<T>(connection, msgIds, false, this.timeoutMs, (pending) => this.abort(pending), renamed) as AsyncHubResult<T, ResultMetadata[]>
     result.renamed = renamed.then(() => undefined)
     result.renamed.catch(() => {})
@@ -161,7 +162,8 @@ export class Client implements AsyncDisposable {
     const msgIds = messageIds(ids, 'resultStatus')
     await this.ready
     const reply = await this.usable().request('result_request', { msg_ids: msgIds, status_only: true }, this.timeoutMs)
-    return { pending: (reply.content.pending ?? []) as string[], completed: (reply.content.completed ?? []) as string[] }
+    const { pending, completed } = contentOf(reply, 'result_reply')
+    return { pending, completed }
   }
 
   /**
@@ -203,7 +205,7 @@ export class Client implements AsyncDisposable {
   async hubHistory(): Promise<string[]> {
     await this.ready
     const reply = await this.usable().request('history_request', {}, this.timeoutMs)
-    return (reply.content.history ?? []) as string[]
+    return contentOf(reply, 'history_reply').history
   }
 
   /**

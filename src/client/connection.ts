@@ -1,9 +1,11 @@
-import { EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent, type ErrorContent } from '../common/errors.js'
+import { EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { channelUrl, type ClientConnectionInfo } from '../protocol/connection-file.js'
-import { parseIsoDate } from '../protocol/dates.js'
-import type { Header, JsonObject, Message, ReplyMetadata, TaskMetadata } from '../protocol/messages.js'
+import { contentIfValid, contentOf } from '../protocol/content-readers.js'
+import { wireDate } from '../protocol/dates.js'
+import type { Message, TaskMetadata } from '../protocol/messages.js'
 import { decodeValue } from '../protocol/payload.js'
+import { engineUuidOf, parentIdOf, replyDates, replyOutcome } from '../protocol/replies.js'
 import { Session } from '../protocol/session.js'
 import {
   closeAll, createDealer, createSubscriber, curveClient, logHandlerError, Outbox, receiveLoop, watchHandshake, type Dealer, type Frames, type Subscriber,
@@ -150,14 +152,18 @@ export class Connection {
     } finally {
       this.unwatchHandshake()
     }
-    const engines = (reply.content.engines ?? {}) as Record<string, unknown>
-    for (const [id, uuid] of Object.entries(engines)) {
-      if (typeof uuid === 'string' && Number.isInteger(Number(id))) this.engines.add(Number(id), uuid)
-    }
+    const { engines } = contentOf(reply, 'connection_reply')
+    for (const [id, uuid] of Object.entries(engines)) this.engines.add(Number(id), uuid)
     this.connected = true
     const early = this.earlyNotifications
     this.earlyNotifications = []
-    for (const msg of early) this.applyNotification(msg)
+    for (const msg of early) {
+      try {
+        this.applyNotification(msg)
+      } catch (e) {
+        this.log.warn(`notification: dropped a message: ${(e as Error).message}`)
+      }
+    }
   }
 
   /** Sends a request to the hub and resolves with its reply; error content rejects with a RemoteError. */
@@ -193,7 +199,7 @@ export class Connection {
     if (this.closeError) throw this.closeError
     // Our engines then publish no busy/idle for it: the reply's stream count says when its output is complete.
     const msg = this.session.msg('apply_request', {}, { metadata: { ...metadata, iopub_status: false }, buffers })
-    const task = new Task(msg.header.msg_id, dateOf(msg.header.date) ?? new Date())
+    const task = new Task(msg.header.msg_id, wireDate(msg.header.date) ?? new Date())
     this.tasks.set(task.msgId, { task, engineUuid })
     this.outputs.set(task.msgId, task.metadata)
     if (engineUuid !== undefined) {
@@ -236,28 +242,32 @@ export class Connection {
 
   private onReply(frames: Frames): void {
     const { msg } = this.session.deserialize(frames)
-    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const msgId = parentIdOf(msg) ?? ''
     const pending = this.requests.get(msgId)
     if (!pending) return this.log.debug(`dropped ${msg.header.msg_type}: no pending request ${msgId}`)
     this.requests.delete(msgId)
     clearTimeout(pending.timer)
-    const content = msg.content
-    if (content.status === 'error') pending.reject(remoteErrorFromContent(errorContent(content), this.engineOf(content)))
+    // Only an explicit error fails a request; a reply without a status is taken as an answer.
+    const outcome = msg.content.status === 'error' ? replyOutcome(msg.content) : undefined
+    if (outcome?.status === 'error') pending.reject(remoteErrorFromContent(outcome.error, this.engineAt(outcome.engineUuid)))
     else pending.resolve(msg)
   }
 
   private onTaskReply(frames: Frames): void {
-    const { msg } = this.session.deserialize<JsonObject, ReplyMetadata>(frames)
-    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const { msg } = this.session.deserialize(frames)
+    const msgId = parentIdOf(msg) ?? ''
     const pending = this.tasks.get(msgId)
     if (!pending || pending.held) return this.log.debug(`dropped ${msg.header.msg_type}: no pending task ${msgId}`)
     const { task } = pending
     const md = task.metadata
-    const content = msg.content
-    const engineUuid = typeof msg.metadata.engine === 'string' ? msg.metadata.engine : this.engineOf(content).engineUuid
+    const outcome = replyOutcome(msg.content)
+    // A reply the controller made names no engine in its metadata; its error content may.
+    const fromEngine = engineUuidOf(msg)
+    const engineUuid = fromEngine ?? (outcome.status === 'error' ? outcome.engineUuid : undefined)
     md.received = new Date()
-    md.started = dateOf(msg.metadata.started)
-    md.completed = dateOf(msg.header.date)
+    const dates = replyDates(msg)
+    md.started = dates.started
+    md.completed = dates.completed
     if (engineUuid !== undefined) {
       md.engineUuid = engineUuid
       md.engineId = this.engines.idOf(engineUuid)
@@ -265,29 +275,28 @@ export class Connection {
     const where = { engineId: md.engineId, ...(md.engineUuid !== undefined ? { engineUuid: md.engineUuid } : {}) }
     const settle = (): void => {
       this.forget(msgId, pending)
-      if (content.status === 'ok') {
+      if (outcome.status === 'ok') {
         md.status = 'ok'
         try {
           task.resolve(decodeValue(msg.buffers))
         } catch (e) {
           task.reject(new ProtocolError(`the reply to task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
         }
-      } else if (content.status === 'aborted') {
+      } else if (outcome.status === 'aborted') {
         md.status = 'aborted'
         task.reject(new TaskAborted({ ename: 'TaskAborted', evalue: `task ${msgId} was aborted`, traceback: [] }, where))
       } else {
         md.status = 'error'
-        task.reject(remoteErrorFromContent(errorContent(content), where))
+        task.reject(remoteErrorFromContent(outcome.error, where))
       }
     }
     // A reply an engine made (not the scheduler) may overtake the task's last output on IOPub: hold it until that
     // output is in, as ipyparallel's AsyncResult waits for its outputs. Our engines say how many stream messages
     // there were; for others, wait for the engine's idle.
-    const fromEngine = typeof msg.metadata.engine === 'string' && msg.metadata.engine !== ''
     const streams = typeof msg.metadata.streams === 'number' ? msg.metadata.streams : undefined
     const seen = engineUuid === undefined ? 0 : (pending.streams?.get(engineUuid) ?? 0)
     const complete = streams !== undefined ? seen >= streams : engineUuid !== undefined && pending.idleOn?.has(engineUuid) === true
-    if (!fromEngine || engineUuid === undefined || complete) {
+    if (fromEngine === undefined || engineUuid === undefined || complete) {
       settle()
       return
     }
@@ -323,18 +332,18 @@ export class Connection {
   }
 
   private applyNotification(msg: Message): void {
-    const handler = this.notificationHandlers[msg.header.msg_type as NotificationType] as ((content: JsonObject) => void) | undefined
-    if (handler) handler(msg.content)
-    else this.log.debug(`ignored notification ${msg.header.msg_type}`)
+    const type = msg.header.msg_type
+    const handler = Object.hasOwn(this.notificationHandlers, type) ? this.notificationHandlers[type as NotificationType] : undefined
+    if (handler) handler(msg)
+    else this.log.debug(`ignored notification ${type}`)
   }
 
-  private readonly notificationHandlers: Record<NotificationType, (content: JsonObject) => void> = {
-    registration_notification: ({ id, uuid }) => {
-      if (typeof id === 'number' && typeof uuid === 'string') this.engines.add(id, uuid)
+  private readonly notificationHandlers: Record<NotificationType, (msg: Message) => void> = {
+    registration_notification: (msg) => {
+      const { id, uuid } = contentOf(msg, 'registration_notification')
+      this.engines.add(id, uuid)
     },
-    unregistration_notification: ({ id }) => {
-      if (typeof id === 'number') this.engineGone(id)
-    },
+    unregistration_notification: (msg) => this.engineGone(contentOf(msg, 'unregistration_notification').id),
     shutdown_notification: () => this.onShutdown(),
   }
 
@@ -361,13 +370,14 @@ export class Connection {
 
   private onIopub(frames: Frames): void {
     const { msg } = this.session.deserialize(frames)
-    const msgId = (msg.parent_header as Partial<Header>).msg_id
+    const msgId = parentIdOf(msg)
     const md = msgId === undefined ? undefined : this.outputs.get(msgId)
     if (!md || msgId === undefined) return
-    const content = msg.content as { name?: unknown; text?: unknown; execution_state?: unknown }
-    if (msg.header.msg_type === 'stream' && typeof content.text === 'string') {
-      if (content.name === 'stderr') md.stderr += content.text
-      else md.stdout += content.text
+    // IOPub is only watched: a message that cannot be read is ignored, as one of another type is.
+    const stream = msg.header.msg_type === 'stream' ? contentIfValid(msg, 'stream') : undefined
+    const state = msg.header.msg_type === 'status' ? contentIfValid(msg, 'status')?.execution_state : undefined
+    if (stream) {
+      md[stream.name] += stream.text
       const pending = this.tasks.get(msgId)
       if (pending) {
         const engine = iopubEngine(msg)
@@ -376,7 +386,7 @@ export class Connection {
         const held = pending.held
         if (held?.waitingFor === engine && held.streams !== undefined && seen >= held.streams) held.settle()
       }
-    } else if (msg.header.msg_type === 'status' && content.execution_state === 'idle') {
+    } else if (state === 'idle') {
       // IOPub is ordered per engine: after idle, no more output of this run of the task will come.
       const engine = iopubEngine(msg)
       const pending = this.tasks.get(msgId)
@@ -390,25 +400,12 @@ export class Connection {
     }
   }
 
-  private engineOf(content: JsonObject): { engineId: number | undefined; engineUuid?: string } {
-    const info = content.engine_info as { engine_uuid?: unknown } | undefined
-    const uuid = typeof info?.engine_uuid === 'string' ? info.engine_uuid : undefined
+  private engineAt(uuid: string | undefined): { engineId: number | undefined; engineUuid?: string } {
     return uuid === undefined ? { engineId: undefined } : { engineId: this.engines.idOf(uuid), engineUuid: uuid }
   }
 }
 
 /** The engine an IOPub message comes from: our engines name it in the metadata; ipengine's session is its uuid. */
 function iopubEngine(msg: Message): string {
-  return typeof msg.metadata.engine === 'string' ? msg.metadata.engine : msg.header.session
-}
-
-function dateOf(text: unknown): Date | undefined {
-  const ms = parseIsoDate(text)
-  return ms === undefined ? undefined : new Date(ms)
-}
-
-/** Error content with every field present, whatever the peer sent. */
-function errorContent(content: JsonObject): Omit<ErrorContent, 'status'> {
-  const traceback = Array.isArray(content.traceback) ? content.traceback.map(String) : []
-  return { ename: typeof content.ename === 'string' ? content.ename : 'Error', evalue: typeof content.evalue === 'string' ? content.evalue : '', traceback }
+  return engineUuidOf(msg) ?? msg.header.session
 }

@@ -1,7 +1,10 @@
-import { ProtocolError, TaskAborted, remoteErrorFromContent, type ErrorContent } from '../common/errors.js'
-import { parseIsoDate } from '../protocol/dates.js'
-import type { JsonObject, Message } from '../protocol/messages.js'
+import { ProtocolError, TaskAborted, remoteErrorFromContent } from '../common/errors.js'
+import type { HubResultRecord, ResultReplyContent } from '../protocol/catalogue.js'
+import { contentOf, hubRecordOf } from '../protocol/content-readers.js'
+import { wireDate } from '../protocol/dates.js'
+import type { Message } from '../protocol/messages.js'
 import { decodeValueAt } from '../protocol/payload.js'
+import { replyOutcome, type ReplyOutcome } from '../protocol/replies.js'
 import { AsyncResult } from './async-result.js'
 import type { Connection } from './connection.js'
 import { Task, type ResultMetadata } from './task.js'
@@ -70,41 +73,42 @@ async function poll(connection: Connection, byOldId: Map<string, Task>, requestT
     const open = [...tasks.values()].filter((t) => !t.settled)
     if (open.length === 0) return
     let reply: Message
+    let content: ResultReplyContent
     try {
       reply = await connection.request('result_request', { msg_ids: open.map((t) => t.msgId), status_only: false }, requestTimeoutMs)
+      content = contentOf(reply, 'result_reply')
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e))
       for (const task of open) task.reject(error)
       return
     }
-    settleCompleted(connection, reply, tasks)
+    settleCompleted(connection, content, reply.buffers, tasks)
     await new Promise((resolve) => setTimeout(resolve, pauseMs))
     pauseMs = Math.min(LONGEST_POLL_MS, pauseMs * 2)
   }
 }
 
 /** Settles the tasks the reply lists as completed; their result frames follow one another in that order. */
-function settleCompleted(connection: Connection, reply: Message, tasks: Map<string, Task>): void {
-  const completed = Array.isArray(reply.content.completed) ? (reply.content.completed as unknown[]).filter((x): x is string => typeof x === 'string') : []
+function settleCompleted(connection: Connection, content: ResultReplyContent, buffers: Buffer[], tasks: Map<string, Task>): void {
   let offset = 0
   let aligned = true
-  for (const msgId of completed) {
+  for (const msgId of content.completed) {
     const task = tasks.get(msgId)
-    const record = reply.content[msgId] as HubRecord | undefined
+    const record = hubRecordOf(content, msgId)
     if (!record) continue
-    const status = record.result_content?.status
+    const outcome = replyOutcome(record.result_content ?? {})
     const md = task?.metadata
     if (md) {
-      fillMetadata(md, record)
+      fillMetadata(md, record, outcome)
       if (md.engineUuid !== undefined) md.engineId = connection.engines.idOf(md.engineUuid)
     }
-    if (status === 'ok') {
+    if (outcome.status === 'ok') {
       if (!aligned) {
         task?.reject(new ProtocolError(`the result of task ${msgId} could not be located in the hub's reply`))
         continue
       }
       try {
-        const { value, next } = decodeValueAt(reply.buffers, offset)
+        const { value, next } = decodeValueAt(buffers, offset)
         offset = next
         task?.resolve(value)
       } catch (e) {
@@ -112,41 +116,22 @@ function settleCompleted(connection: Connection, reply: Message, tasks: Map<stri
         aligned = false
         task?.reject(new ProtocolError(`the result of task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
       }
-    } else if (status === 'aborted') {
+    } else if (outcome.status === 'aborted') {
       task?.reject(new TaskAborted({ ename: 'TaskAborted', evalue: `task ${msgId} was aborted`, traceback: [] }, { engineId: md?.engineId, ...(md?.engineUuid ? { engineUuid: md.engineUuid } : {}) }))
     } else {
-      const content = (record.result_content ?? {}) as Partial<ErrorContent>
-      task?.reject(remoteErrorFromContent({
-        ename: typeof content.ename === 'string' ? content.ename : 'Error',
-        evalue: typeof content.evalue === 'string' ? content.evalue : '',
-        traceback: Array.isArray(content.traceback) ? content.traceback.map(String) : [],
-      }, { engineId: md?.engineId, ...(md?.engineUuid ? { engineUuid: md.engineUuid } : {}) }))
+      task?.reject(remoteErrorFromContent(outcome.error, { engineId: md?.engineId, ...(md?.engineUuid ? { engineUuid: md.engineUuid } : {}) }))
     }
   }
 }
 
-interface HubRecord {
-  header?: JsonObject
-  result_header?: JsonObject
-  result_metadata?: JsonObject
-  result_content?: JsonObject
-  received?: string | null
-  io?: { stdout?: unknown; stderr?: unknown }
-}
-
-function fillMetadata(md: Task['metadata'], record: HubRecord): void {
-  const date = (text: unknown): Date | undefined => {
-    const ms = parseIsoDate(text)
-    return ms === undefined ? undefined : new Date(ms)
-  }
-  md.submitted = date(record.header?.date) ?? md.submitted
-  md.started = date(record.result_metadata?.started)
-  md.completed = date(record.result_header?.date)
-  md.received = date(record.received)
+function fillMetadata(md: Task['metadata'], record: HubResultRecord, outcome: ReplyOutcome): void {
+  md.submitted = wireDate(record.header?.date) ?? md.submitted
+  md.started = wireDate(record.result_metadata?.started)
+  md.completed = wireDate(record.result_header?.date)
+  md.received = wireDate(record.received)
   const engine = record.result_metadata?.engine
   if (typeof engine === 'string' && engine !== '') md.engineUuid = engine
-  md.stdout = typeof record.io?.stdout === 'string' ? record.io.stdout : ''
-  md.stderr = typeof record.io?.stderr === 'string' ? record.io.stderr : ''
-  const status = record.result_content?.status
-  md.status = status === 'ok' || status === 'aborted' ? status : 'error'
+  md.stdout = typeof record.io.stdout === 'string' ? record.io.stdout : ''
+  md.stderr = typeof record.io.stderr === 'string' ? record.io.stderr : ''
+  md.status = outcome.status
 }

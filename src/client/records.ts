@@ -1,5 +1,6 @@
 import { ConfigError } from '../common/errors.js'
-import { parseIsoDate } from '../protocol/dates.js'
+import { contentOf } from '../protocol/content-readers.js'
+import { wireDate } from '../protocol/dates.js'
 import type { JsonObject, Message } from '../protocol/messages.js'
 import { AsyncResult } from './async-result.js'
 import type { ResultMetadata } from './task.js'
@@ -48,9 +49,7 @@ export function messageIds(ids: string | readonly string[] | AsyncResult<unknown
 
 /** The records of a db_reply, dates parsed and buffers put back where `buffer_lens` say they belong. */
 export function recordsOf(reply: Message): TaskRecordView[] {
-  const records = Array.isArray(reply.content.records) ? (reply.content.records as JsonObject[]) : []
-  const bufferLens = reply.content.buffer_lens as number[] | null | undefined
-  const resultBufferLens = reply.content.result_buffer_lens as number[] | null | undefined
+  const { records, buffer_lens: bufferLens, result_buffer_lens: resultBufferLens } = contentOf(reply, 'db_reply')
   let offset = 0
   const take = (n: number | undefined): Buffer[] => {
     const frames = reply.buffers.slice(offset, offset + (n ?? 0))
@@ -61,8 +60,7 @@ export function recordsOf(reply: Message): TaskRecordView[] {
     const record = { ...json } as unknown as TaskRecordView & Record<string, unknown>
     for (const field of DATE_FIELDS) {
       if (!(field in record)) continue
-      const ms = parseIsoDate(record[field])
-      record[field] = ms === undefined ? null : new Date(ms)
+      record[field] = wireDate(record[field]) ?? null
     }
     // Each record's request frames come first, then its result frames.
     if (bufferLens) record.buffers = take(bufferLens[i])

@@ -35,8 +35,11 @@ export class StoreKeyError extends JsParallelError {}
 /** A task-store query that cannot be evaluated: an unknown operator or a malformed operand. */
 export class QueryError extends JsParallelError {}
 
-/** The wire's error content: what a failed task or a refused request sends back. */
-export interface ErrorContent {
+/**
+ * The wire's error content: what a failed task or a refused request sends back. A type rather than an interface,
+ * so that it is also a JSON object (a message's content) without a cast.
+ */
+export type ErrorContent = {
   status: 'error'
   ename: string
   evalue: string
@@ -117,13 +120,4 @@ export function remoteErrorFromContent(
 /** Builds wire error content for an error raised here (the controller's own refusals). */
 export function errorContent(ename: string, evalue: string, traceback?: string[]): ErrorContent {
   return { status: 'error', ename, evalue, traceback: traceback ?? [`${ename}: ${evalue}`], engine_info: {} }
-}
-
-/** Wire error content from any thrown value, keeping its name, message and stack. */
-export function errorContentFromThrown(thrown: unknown): ErrorContent {
-  if (thrown instanceof Error) {
-    const stack = thrown.stack ?? `${thrown.name}: ${thrown.message}`
-    return { status: 'error', ename: thrown.name, evalue: thrown.message, traceback: stack.split('\n'), engine_info: {} }
-  }
-  return errorContent('Error', String(thrown))
 }

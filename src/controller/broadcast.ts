@@ -1,6 +1,7 @@
 import { ProtocolError, errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
+import { parentIdOf } from '../protocol/replies.js'
 import type { Session } from '../protocol/session.js'
 import type { Frames } from '../transport/sockets.js'
 
@@ -86,7 +87,7 @@ export class BroadcastRelay {
   /** A reply from an engine: `[engine uuid, ...client idents, <IDS|MSG>, ...]`; throws for one that answers nothing in flight. */
   replied(frames: Frames): void {
     const { msg } = this.session.deserialize(frames)
-    const parentId = (msg.parent_header as Partial<Header>).msg_id ?? ''
+    const parentId = parentIdOf(msg) ?? ''
     const copy = this.copies.get(parentId)
     // Thrown rather than logged here: the receive loop counts it and rate-limits the warning, as any peer can send these.
     if (!copy) throw new ProtocolError(`a reply to ${parentId}, which is not in flight (late, or its engine was given up)`)
@@ -111,7 +112,7 @@ export class BroadcastRelay {
       engine_info: { engine_uuid: uuid, engine_id: id },
     }
     const content = { ...errorContent('EngineError', why), engine_info: { engine_uuid: uuid, engine_id: id } }
-    const reply = this.session.msg(replyTypeOf(copy.header.msg_type), content, { parent: copy.header, metadata }) as unknown as Message
+    const reply = this.session.msg(replyTypeOf(copy.header.msg_type), content, { parent: copy.header, metadata })
     if (copy.coalescing) this.gathered(copy, reply)
     else this.hooks.toClient(this.session.serialize(reply, copy.clientIdents))
   }

@@ -1,8 +1,10 @@
 import { renameSync, writeFileSync } from 'node:fs'
-import { errorContent } from '../common/errors.js'
+import { errorContent, ProtocolError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
-import type { Header, JsonObject, Message } from '../protocol/messages.js'
+import type { EngineQueueStatus, QueueReplyContent, RegistrationRequestContent } from '../protocol/catalogue.js'
+import { contentOf } from '../protocol/content-readers.js'
+import type { Header, Message } from '../protocol/messages.js'
 import type { RecordQueries } from './record-queries.js'
 import type { TaskLedger } from './task-ledger.js'
 
@@ -155,18 +157,21 @@ export class Hub {
   }
 
   private registrationRequest(idents: Buffer[], msg: Message): void {
-    const content = msg.content as { uuid?: unknown; id?: unknown; language?: unknown }
-    const uuid = content.uuid
-    if (typeof uuid !== 'string' || uuid === '') {
-      this.hooks.reply(idents, 'registration_reply', errorContent('ValueError', 'registration_request needs a uuid string'), msg.header)
+    let content: RegistrationRequestContent
+    try {
+      content = contentOf(msg, 'registration_request')
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e
+      this.hooks.reply(idents, 'registration_reply', errorContent('ValueError', e.message), msg.header)
       return
     }
+    const uuid = content.uuid
     if (this.byUuid.has(uuid) || this.pending.has(uuid)) {
       this.hooks.reply(idents, 'registration_reply', errorContent('KeyError', `uuid '${uuid}' in use`), msg.header)
       return
     }
-    const id = this.newEngineId(typeof content.id === 'number' ? content.id : undefined)
-    const language = typeof content.language === 'string' ? content.language : 'python'
+    const id = this.newEngineId(content.id)
+    const language = content.language ?? 'python'
     const timer = this.hooks.setTimer(() => {
       if (this.pending.delete(uuid)) this.hooks.log.warn(`registration of engine ${id} (${uuid}) timed out: no heartbeat seen`)
     }, this.options.registrationTimeoutMs)
@@ -180,18 +185,17 @@ export class Hub {
   }
 
   private unregistrationRequest(msg: Message): void {
-    const { id } = msg.content as { id?: unknown }
-    const engine = typeof id === 'number' ? this.engines.get(id) : undefined
+    const { id } = contentOf(msg, 'unregistration_request')
+    const engine = id === null ? undefined : this.engines.get(id)
     if (engine) this.unregister(engine.uuid, 'unregistration request')
   }
 
   private queueRequest(idents: Buffer[], msg: Message): void {
-    const { targets, verbose } = msg.content as { targets?: unknown; verbose?: unknown }
+    const { targets: list, verbose } = contentOf(msg, 'queue_request')
     let chosen: EngineRecord[]
-    if (targets === null || targets === undefined) {
+    if (list === null) {
       chosen = this.registered
     } else {
-      const list = Array.isArray(targets) ? targets : [targets]
       const unknown = list.filter((t) => this.lookup(t) === undefined)
       if (unknown.length > 0) {
         this.hooks.reply(idents, 'hub_error', errorContent('IndexError', `No Such Engine: ${JSON.stringify(unknown)}`), msg.header)
@@ -199,16 +203,16 @@ export class Hub {
       }
       chosen = list.map((t) => this.lookup(t) as EngineRecord)
     }
-    const content: JsonObject = { status: 'ok' }
+    const unassigned = this.ledger.unassigned
+    const content: QueueReplyContent = { status: 'ok', unassigned: verbose ? [...unassigned] : unassigned.size }
     for (const e of chosen) {
       const q = this.ledger.queuesOf(e.uuid)
       if (!q) continue
-      content[String(e.id)] = verbose === true
+      const line: EngineQueueStatus = verbose
         ? { queue: [...q.queue], completed: this.completedIds(e.uuid), tasks: [...q.tasks] }
         : { queue: q.queue.size, completed: q.completed, tasks: q.tasks.size }
+      content[String(e.id)] = line
     }
-    const unassigned = this.ledger.unassigned
-    content.unassigned = verbose === true ? [...unassigned] : unassigned.size
     this.hooks.reply(idents, 'queue_reply', content, msg.header)
   }
 

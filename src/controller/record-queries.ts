@@ -1,4 +1,6 @@
-import { errorContent, StoreKeyError } from '../common/errors.js'
+import { errorContent, ProtocolError, StoreKeyError } from '../common/errors.js'
+import type { HubResultRecord, PurgeRequestContent, ResubmitRequestContent, ResultReplyContent } from '../protocol/catalogue.js'
+import { contentOf, headerOf } from '../protocol/content-readers.js'
 import { formatIsoMicros, parseIsoDate } from '../protocol/dates.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
 import type { Query, TaskStore } from './store/index.js'
@@ -39,8 +41,8 @@ export class RecordQueries {
     result_request: (idents, msg) => this.resultRequest(idents, msg),
     history_request: (idents, msg) => this.answer(idents, msg, 'history_reply', () => ({ status: 'ok', history: this.store.getHistory() })),
     db_request: (idents, msg) => this.dbRequest(idents, msg),
-    purge_request: (idents, msg) => this.answer(idents, msg, 'purge_reply', () => this.purge(msg.content)),
-    resubmit_request: (idents, msg) => this.answer(idents, msg, 'resubmit_reply', () => this.resubmit(msg.content)),
+    purge_request: (idents, msg) => this.answer(idents, msg, 'purge_reply', () => this.purge(contentOf(msg, 'purge_request'))),
+    resubmit_request: (idents, msg) => this.answer(idents, msg, 'resubmit_reply', () => this.resubmit(contentOf(msg, 'resubmit_request'))),
   }
 
   private readonly store: TaskStore
@@ -63,13 +65,13 @@ export class RecordQueries {
   }
 
   private resultRequest(idents: Buffer[], msg: Message): void {
-    const { msg_ids: ids, status_only: statusOnly } = msg.content as { msg_ids?: unknown; status_only?: unknown }
     const buffers: Buffer[] = []
     this.answer(idents, msg, 'result_reply', () => {
-      const msgIds = [...new Set(stringList(ids, 'msg_ids'))].sort()
+      const { msg_ids: ids, status_only: statusOnly } = contentOf(msg, 'result_request')
+      const msgIds = [...new Set(ids)].sort()
       const pending: string[] = []
       const completed: string[] = []
-      const content: JsonObject = { status: 'ok', pending, completed }
+      const content: ResultReplyContent = { status: 'ok', pending, completed }
       for (const msgId of msgIds) {
         if (this.ledger.isPending(msgId)) {
           pending.push(msgId)
@@ -81,14 +83,15 @@ export class RecordQueries {
           continue
         }
         completed.push(msgId)
-        if (statusOnly === true) continue
+        if (statusOnly) continue
         const io: JsonObject = {}
         for (const key of IO_FIELDS) io[key] = record[key]
-        content[msgId] = {
+        const found: HubResultRecord = {
           header: record.header, metadata: record.metadata, result_header: record.result_header,
           result_metadata: record.result_metadata, result_content: record.result_content,
           received: isoOf(record.received), io,
         }
+        content[msgId] = found
         // The client splits the buffers by decoding sequentially in sorted msg_id order.
         buffers.push(...record.result_buffers)
       }
@@ -97,11 +100,11 @@ export class RecordQueries {
   }
 
   private dbRequest(idents: Buffer[], msg: Message): void {
-    const { query, keys } = msg.content as { query?: unknown; keys?: unknown }
     const buffers: Buffer[] = []
     this.answer(idents, msg, 'db_reply', () => {
-      const wanted = keys === null || keys === undefined ? undefined : stringList(keys, 'keys')
-      const records = this.store.findRecords(datesIn(query ?? {}) as Query, wanted)
+      const { query, keys } = contentOf(msg, 'db_request')
+      const wanted = keys ?? undefined
+      const records = this.store.findRecords(datesIn(query) as Query, wanted)
       const bufferLens = wanted?.includes('buffers') ? [] as number[] : null
       const resultBufferLens = wanted?.includes('result_buffers') ? [] as number[] : null
       const out = records.map((record) => {
@@ -124,17 +127,15 @@ export class RecordQueries {
     }, () => buffers)
   }
 
-  private purge(content: JsonObject): object {
-    const { msg_ids: ids, engine_ids: engineIds } = content as { msg_ids?: unknown; engine_ids?: unknown }
-    if (ids === 'all') {
+  private purge(content: PurgeRequestContent): object {
+    const { msg_ids: msgIds, engine_ids: engines } = content
+    if (msgIds === 'all') {
       this.store.dropMatchingRecords({ completed: { $ne: null } })
       return { status: 'ok' }
     }
-    const msgIds = ids === undefined || ids === null ? [] : stringList(ids, 'msg_ids')
     const inFlight = msgIds.find((id) => this.ledger.isPending(id))
     if (inFlight !== undefined) throw new PurgeError(`msg pending: '${inFlight}'`)
     if (msgIds.length > 0) this.store.dropMatchingRecords({ msg_id: { $in: msgIds } })
-    const engines = engineIds === undefined || engineIds === null ? [] : (Array.isArray(engineIds) ? engineIds : [engineIds])
     for (const id of engines) {
       const uuid = typeof id === 'number' ? this.hooks.engineUuid(id) : undefined
       if (uuid === undefined) throw new PurgeError(`No such engine: ${String(id)}`)
@@ -143,15 +144,15 @@ export class RecordQueries {
     return { status: 'ok' }
   }
 
-  private resubmit(content: JsonObject): object {
-    const msgIds = stringList(content.msg_ids, 'msg_ids')
+  private resubmit(content: ResubmitRequestContent): object {
+    const msgIds = content.msg_ids
     const records = this.store.findRecords({ msg_id: { $in: msgIds } }, ['header', 'metadata', 'content', 'buffers'])
     const found = new Set(records.map((r) => r.msg_id))
     const missing = msgIds.filter((id) => !found.has(id))
     if (missing.length > 0) throw new StoreKeyError(`No such msg(s): ${JSON.stringify(missing)}`)
     const resubmitted: Record<string, string> = {}
     for (const record of records) {
-      const original = record.header as unknown as Header | null
+      const original = headerOf(record.header)
       if (!original || record.msg_id === undefined) throw new StoreKeyError(`No such msg(s): ${JSON.stringify([record.msg_id])}`)
       const fresh = this.hooks.freshHeader(original.msg_type)
       // Only msg_id and date change; session, username, msg_type and version stay the original's.
@@ -175,20 +176,10 @@ function errorContentOf(e: unknown): object {
   const message = e instanceof Error ? e.message : String(e)
   if (e instanceof StoreKeyError) return errorContent('KeyError', JSON.stringify(message))
   if (e instanceof PurgeError) return errorContent('IndexError', message)
-  if (e instanceof RequestError) return errorContent('TypeError', message)
+  // A request field of the wrong shape, as Python's hub names it.
+  if (e instanceof ProtocolError) return errorContent('TypeError', message)
   const name = e instanceof Error && e.name !== 'Error' ? e.name : 'RuntimeError'
   return errorContent(name, message)
-}
-
-/** A request field of the wrong shape. */
-class RequestError extends Error {}
-
-function stringList(value: unknown, field: string): string[] {
-  const list = typeof value === 'string' ? [value] : value
-  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) {
-    throw new RequestError(`${field} must be a list of message id strings, not ${JSON.stringify(value)}`)
-  }
-  return list
 }
 
 function isoOf(date: Date | null | undefined): string | null {

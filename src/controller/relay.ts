@@ -1,4 +1,5 @@
 import { errorContent } from '../common/errors.js'
+import { headerOf } from '../protocol/content-readers.js'
 import { PROTOCOL_VERSION, replyTypeOf, type Header, type JsonObject, type Message } from '../protocol/messages.js'
 import type { Session } from '../protocol/session.js'
 import type { Frames } from '../transport/sockets.js'
@@ -58,7 +59,7 @@ export class DirectRelay {
     for (const msgId of msgIds) {
       let header: Header | undefined
       try {
-        header = ledger.store.getRecord(msgId).header as unknown as Header | undefined
+        header = headerOf(ledger.store.getRecord(msgId).header)
       } catch {
         header = undefined
       }
@@ -71,7 +72,7 @@ export class DirectRelay {
 
   /** An error reply made here, sent to `client` if there is one to tell. */
   private replyError(client: Buffer | undefined, parent: Header, ename: string, evalue: string, metadata: JsonObject = {}): Message {
-    const reply = this.session.msg(replyTypeOf(parent.msg_type), errorContent(ename, evalue), { parent, metadata }) as unknown as Message
+    const reply = this.session.msg(replyTypeOf(parent.msg_type), errorContent(ename, evalue), { parent, metadata })
     if (client) this.hooks.toClient(this.session.serialize(reply, [client]))
     return reply
   }

@@ -3,7 +3,9 @@ import { errorContent } from '../common/errors.js'
 import { RateLimitedWarnings } from '../common/log.js'
 import { StringPool } from '../common/string-pool.js'
 import { PackedFrames, SharedIdentities } from '../protocol/frames.js'
+import { contentOf } from '../protocol/content-readers.js'
 import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message, type TaskMetadata } from '../protocol/messages.js'
+import { parentIdOf, replyStatusOf } from '../protocol/replies.js'
 import type { Random, Scheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
 import { createRouter, type Curve, type Frames, type Router } from '../transport/sockets.js'
@@ -113,8 +115,8 @@ export class ScheduledTaskChannel implements TaskChannel {
 
   /** A client submitted a load-balanced task. */
   private submitted(frames: Frames): void {
-    const { idents, msg, wire } = this.host.session.deserialize<object, TaskMetadata>(frames)
-    this.accept(idents, msg as unknown as Message, wire, false)
+    const { idents, msg, wire } = this.host.session.deserialize(frames)
+    this.accept(idents, msg, wire, false)
   }
 
   /** Records a load-balanced task and gives it to the scheduler, or refuses it with an error reply. */
@@ -161,15 +163,12 @@ export class ScheduledTaskChannel implements TaskChannel {
     const { idents, msg, wire } = this.host.session.deserialize(frames)
     const engineUuid = idents[0]?.toString() ?? ''
     if (msg.header.msg_type === TASK_INVENTORY) {
-      const ids = (msg.content as { msg_ids?: unknown }).msg_ids
-      if (!Array.isArray(ids)) throw new Error(`${TASK_INVENTORY} without a msg_ids list`)
-      this.takeover.inventory(engineUuid, new Set(ids.map(String)))
+      this.takeover.inventory(engineUuid, new Set(contentOf(msg, TASK_INVENTORY).msg_ids))
       return
     }
-    const msgId = (msg.parent_header as Partial<Header>).msg_id ?? ''
-    const md = msg.metadata as { status?: unknown; dependencies_met?: unknown }
-    const status = typeof md.status === 'string' ? md.status : String((msg.content as { status?: unknown }).status)
-    const handled = this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: md.dependencies_met !== false }, wire)
+    const msgId = parentIdOf(msg) ?? ''
+    const status = replyStatusOf(msg)
+    const handled = this.scheduler.engineReply(engineUuid, msgId, { status, dependenciesMet: msg.metadata.dependencies_met !== false }, wire)
     if (handled === 'forwarded') this.host.ledger.finished(msg, engineUuid, status !== 'aborted')
     else if (handled === 'unknown' && !this.takeover.replied(engineUuid, msgId, msg, wire)) this.late(engineUuid, msgId, msg)
   }
@@ -177,7 +176,7 @@ export class ScheduledTaskChannel implements TaskChannel {
   /** A reply to a task not pending on that engine, nor an orphan of a restored one: it is never delivered. */
   private late(engineUuid: string, msgId: string, msg: Message): void {
     // An engine sends its last replies again when it sees a controller restart; most are old news.
-    if ((msg.metadata as { resent?: unknown }).resent === true) return
+    if (msg.metadata.resent === true) return
     this.lateReplyWarnings ??= new RateLimitedWarnings(this.host.log)
     this.lateReplyWarnings.warn(`discarded a late reply to task ${msgId} from engine ${engineUuid}: the task is not pending there (the engine was given up, or the task ended otherwise); it is never delivered`)
   }
@@ -189,7 +188,7 @@ export class ScheduledTaskChannel implements TaskChannel {
   private fail(idents: Buffer[], header: Header, ename: string, evalue: string, engineUuid: string | undefined): void {
     const { session, io, ledger } = this.host
     const metadata = engineUuid ? { status: 'error', engine: engineUuid, dependencies_met: true } : {}
-    const reply = session.msg(replyTypeOf(header.msg_type), errorContent(ename, evalue), { parent: header, metadata }) as unknown as Message
+    const reply = session.msg(replyTypeOf(header.msg_type), errorContent(ename, evalue), { parent: header, metadata })
     if (idents.length > 0) io.send(this.sockets.client, session.serialize(reply, idents))
     ledger.finished(reply, engineUuid, false)
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
+import { headerOf } from '../protocol/content-readers.js'
 import { replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import type { Session } from '../protocol/session.js'
 import type { Frames } from '../transport/sockets.js'
@@ -33,6 +34,7 @@ export interface TakeoverHooks {
 /** A task of a restored engine that the previous controller gave it. */
 interface Orphan {
   record: Partial<TaskRecord>
+  header: Header
   idents: Buffer[]
 }
 
@@ -59,18 +61,18 @@ export class Takeover {
     let waiting = 0
     let requeued = 0
     for (const record of unfinished) {
-      const header = record.header as unknown as Header | null
+      const header = headerOf(record.header)
       if (!header || !record.msg_id) continue
       const idents = record.client_uuid ? [Buffer.from(record.client_uuid)] : []
       this.ledger.adopted(record.msg_id)
       if (record.engine_uuid && restored.has(record.engine_uuid)) {
         let set = this.orphans.get(record.engine_uuid)
         if (!set) this.orphans.set(record.engine_uuid, (set = new Map<string, Orphan>()))
-        set.set(record.msg_id, { record, idents })
+        set.set(record.msg_id, { record, header, idents })
         waiting++
         continue
       }
-      this.requeue(record, idents)
+      this.requeue({ record, header, idents })
       requeued++
     }
     if (unfinished.length > 0) this.hooks.log.info(`--restore: ${waiting} unfinished task(s) wait for their engines, ${requeued} went back to the scheduler`)
@@ -98,11 +100,11 @@ export class Takeover {
   inventory(engineUuid: string, held: ReadonlySet<string>): void {
     const orphans = this.orphans.get(engineUuid)
     if (!orphans) return
-    for (const [msgId, { record, idents }] of orphans) {
+    for (const [msgId, orphan] of orphans) {
       if (held.has(msgId)) continue
       orphans.delete(msgId)
       this.hooks.log.info(`--restore: task ${msgId} never reached engine ${this.hooks.engineName(engineUuid)} (lost with the previous controller); it goes back to the scheduler`)
-      this.requeue(record, idents)
+      this.requeue(orphan)
     }
   }
 
@@ -111,17 +113,16 @@ export class Takeover {
     const held = this.orphans.get(engineUuid)
     if (!held) return
     this.orphans.delete(engineUuid)
-    for (const [, { record, idents }] of held) {
-      const header = record.header as unknown as Header
+    for (const [, { header, idents }] of held) {
       const metadata = { status: 'error', engine: engineUuid, dependencies_met: true }
-      const reply = this.session.msg(replyTypeOf(header.msg_type), errorContent('EngineError', `Engine ${engineUuid} died while running task '${header.msg_id}'`), { parent: header, metadata }) as unknown as Message
+      const reply = this.session.msg(replyTypeOf(header.msg_type), errorContent('EngineError', `Engine ${engineUuid} died while running task '${header.msg_id}'`), { parent: header, metadata })
       if (idents.length > 0) this.hooks.toClient(this.session.serialize(reply, idents))
       this.ledger.finished(reply, engineUuid, false)
     }
   }
 
-  private requeue(record: Partial<TaskRecord>, idents: Buffer[]): void {
-    const msg: Message = { header: record.header as unknown as Header, parent_header: {}, metadata: record.metadata ?? {}, content: record.content ?? {}, buffers: record.buffers ?? [] }
+  private requeue({ record, header, idents }: Orphan): void {
+    const msg: Message = { header, parent_header: {}, metadata: record.metadata ?? {}, content: record.content ?? {}, buffers: record.buffers ?? [] }
     this.hooks.requeue(msg, idents)
   }
 }

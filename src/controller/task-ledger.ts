@@ -1,7 +1,9 @@
 import { StoreKeyError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
-import { parseIsoDate } from '../protocol/dates.js'
-import type { Header, JsonObject, Message } from '../protocol/messages.js'
+import { contentIfValid } from '../protocol/content-readers.js'
+import { wireDate } from '../protocol/dates.js'
+import type { Message } from '../protocol/messages.js'
+import { engineUuidOf, parentIdOf, replyDates, replyOutcome } from '../protocol/replies.js'
 import type { RequeueReason } from '../schedulers/task-scheduler.js'
 import { ControllerEvents } from './ledger-events.js'
 import { emptyRecord, type TaskRecord, type TaskStore } from './store/index.js'
@@ -91,8 +93,8 @@ export class TaskLedger {
     if (!recorded) {
       const record = {
         ...emptyRecord(msgId),
-        header: header as unknown as JsonObject, metadata: msg.metadata, content: msg.content, buffers: msg.buffers,
-        submitted: dateOf(header.date), client_uuid: header.session, engine_uuid: engineUuid ?? null, queue,
+        header, metadata: msg.metadata, content: msg.content, buffers: msg.buffers,
+        submitted: wireDate(header.date) ?? null, client_uuid: header.session, engine_uuid: engineUuid ?? null, queue,
       }
       this.write(msgId, () => this.store.addRecord(record))
     }
@@ -131,7 +133,7 @@ export class TaskLedger {
    * that engine's completed count.
    */
   finished(reply: Message, engineUuid: string | undefined, countAsCompleted: boolean): void {
-    const msgId = (reply.parent_header as Partial<Header>).msg_id
+    const msgId = parentIdOf(reply)
     if (msgId === undefined) return
     this.pending.delete(msgId)
     this.waiting.delete(msgId)
@@ -141,10 +143,10 @@ export class TaskLedger {
       const q = this.engines.get(engineUuid)
       if (q && (q.tasks.delete(msgId) || q.queue.delete(msgId)) && countAsCompleted) q.completed++
     }
-    const md = reply.metadata as { started?: unknown; engine?: unknown }
-    const engine = typeof md.engine === 'string' && md.engine !== '' ? md.engine : engineUuid
-    const started = dateOf(md.started)
-    const completed = dateOf(reply.header.date) ?? new Date()
+    const engine = engineUuidOf(reply) ?? engineUuid
+    const dates = replyDates(reply)
+    const started = dates.started ?? null
+    const completed = dates.completed ?? new Date()
     const changes: Partial<TaskRecord> = {
       result_header: reply.header, result_metadata: reply.metadata, result_content: reply.content,
       result_buffers: reply.buffers, started, completed, received: new Date(),
@@ -152,11 +154,10 @@ export class TaskLedger {
     }
     this.write(msgId, () => this.store.updateRecord(msgId, changes))
     if (this.events.listening) {
-      const content = reply.content as { status?: unknown; ename?: unknown }
-      const status = typeof content.status === 'string' ? content.status : 'ok'
+      const outcome = replyOutcome(reply.content)
       this.events.emit({
-        type: 'task-finished', time: this.now(), msgId, engineUuid: engine, status,
-        ename: typeof content.ename === 'string' ? content.ename : undefined,
+        type: 'task-finished', time: this.now(), msgId, engineUuid: engine, status: outcome.status,
+        ename: outcome.status === 'error' ? outcome.error.ename : undefined,
         started: started?.getTime(), completed: completed.getTime(), bytes: byteLength(reply.buffers),
       })
     }
@@ -169,30 +170,36 @@ export class TaskLedger {
 
   /** An IOPub message from an engine: output of the request named by its parent header. */
   output(msg: Message): void {
-    const msgId = (msg.parent_header as Partial<Header>).msg_id
+    const msgId = parentIdOf(msg)
     if (msgId === undefined) return
     const content = msg.content
     let changes: Partial<TaskRecord>
+    // Output is only watched here (the iopub relay has passed it on already): what cannot be read is not recorded.
     switch (msg.header.msg_type) {
       case 'stream': {
-        if (typeof content.text !== 'string') return
-        const name = content.name === 'stderr' ? 'stderr' : 'stdout'
+        const stream = contentIfValid(msg, 'stream')
+        if (!stream) return
         const so = this.streamsOf(msgId)
         if (!so) return
-        so[name] += content.text
-        changes = { [name]: so[name] }
+        so[stream.name] += stream.text
+        changes = { [stream.name]: so[stream.name] }
         break
       }
-      case 'status':
-        if (content.execution_state === 'idle') this.streams.delete(msgId)
-        else if (content.execution_state === 'busy' && this.events.listening && this.pending.has(msgId)) this.events.emit({ type: 'task-started', time: this.now(), msgId })
+      case 'status': {
+        const state = contentIfValid(msg, 'status')?.execution_state
+        if (state === 'idle') this.streams.delete(msgId)
+        else if (state === 'busy' && this.events.listening && this.pending.has(msgId)) this.events.emit({ type: 'task-started', time: this.now(), msgId })
         return
+      }
       case 'error':
         changes = { error: content }
         break
-      case 'execute_input':
-        changes = { execute_input: content.code ?? null }
+      case 'execute_input': {
+        const input = contentIfValid(msg, 'execute_input')
+        if (!input) return
+        changes = { execute_input: input.code }
         break
+      }
       case 'execute_result':
         changes = { execute_result: content }
         break
@@ -261,11 +268,6 @@ export class TaskLedger {
       if (!(e instanceof StoreKeyError)) this.log.warn(`task store: could not record ${msgId}: ${(e as Error).message}`)
     }
   }
-}
-
-function dateOf(text: unknown): Date | null {
-  const ms = parseIsoDate(text)
-  return ms === undefined ? null : new Date(ms)
 }
 
 function byteLength(buffers: readonly Buffer[]): number {

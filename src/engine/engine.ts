@@ -2,6 +2,7 @@ import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
+import { contentOf } from '../protocol/content-readers.js'
 import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
 import {
@@ -100,9 +101,7 @@ export class Engine {
 
   private readonly controlHandlers: Record<ControlType, Handler> = {
     abort_request: (request) => {
-      const ids = (request.msg.content as { msg_ids?: unknown }).msg_ids
-      const list = typeof ids === 'string' ? [ids] : Array.isArray(ids) ? ids.map(String) : []
-      this.tasks.abort(list)
+      this.tasks.abort(contentOf(request.msg, 'abort_request').msg_ids)
       this.replyControl(request, { status: 'ok' })
     },
     clear_request: (request) => {
@@ -121,7 +120,7 @@ export class Engine {
     signal_request: (request) => {
       // ipengine's nanny delivers the signal to the engine process; here SIGINT interrupts the running task
       // (which answers KeyboardInterrupt) and the terminating signals stop the engine cleanly.
-      const sig = (request.msg.content as { sig?: unknown }).sig
+      const { sig } = contentOf(request.msg, 'signal_request')
       const name = sig === 2 ? 'SIGINT' : sig === 15 ? 'SIGTERM' : sig === 9 ? 'SIGKILL' : sig === 1 ? 'SIGHUP' : String(sig)
       if (name === 'SIGINT') {
         this.tasks.interrupt()

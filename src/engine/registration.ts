@@ -1,5 +1,8 @@
-import { JsParallelError, TimeoutError } from '../common/errors.js'
+import { JsParallelError, ProtocolError, TimeoutError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
+import type { RegistrationReplyContent, RegistrationRequestContent } from '../protocol/catalogue.js'
+import { contentOf } from '../protocol/content-readers.js'
+import { replyOutcome } from '../protocol/replies.js'
 import type { Session } from '../protocol/session.js'
 import type { Dealer, Outbox } from '../transport/sockets.js'
 import { realTimers, type Timers } from './timers.js'
@@ -34,7 +37,7 @@ export interface RegisterOptions {
 export async function register(options: RegisterOptions): Promise<Registration> {
   const { session, socket, outbox, requestedId, timeoutMs, log } = options
   const timers = options.timers ?? realTimers
-  const content: Record<string, unknown> = { uuid: session.session, language: 'javascript' }
+  const content: RegistrationRequestContent = { uuid: session.session, language: 'javascript' }
   if (requestedId !== undefined) content.id = requestedId
   outbox.send(session.serialize(session.msg('registration_request', content, { metadata: { engine: session.session } })))
 
@@ -58,12 +61,19 @@ export async function register(options: RegisterOptions): Promise<Registration> 
         continue
       }
       if (reply.header.msg_type !== 'registration_reply') continue
-      const answer = reply.content as { status?: unknown; id?: unknown; hb_period?: unknown; ename?: unknown; evalue?: unknown }
-      if (answer.status !== 'ok') {
-        throw new RegistrationRefused(`the controller refused the registration: ${typeof answer.ename === 'string' ? answer.ename : 'error'}: ${typeof answer.evalue === 'string' ? answer.evalue : ''}`)
+      const outcome = replyOutcome(reply.content)
+      if (outcome.status !== 'ok') {
+        const why = outcome.status === 'error' ? `${outcome.error.ename}: ${outcome.error.evalue}` : 'aborted'
+        throw new RegistrationRefused(`the controller refused the registration: ${why}`)
       }
-      if (typeof answer.id !== 'number' || !Number.isInteger(answer.id)) throw new RegistrationRefused('the registration reply has no engine id')
-      const hbPeriodMs = typeof answer.hb_period === 'number' && answer.hb_period > 0 ? answer.hb_period : 3000
+      let answer: RegistrationReplyContent
+      try {
+        answer = contentOf(reply, 'registration_reply')
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e
+        throw new RegistrationRefused(`the registration reply has no engine id (${e.message})`, { cause: e })
+      }
+      const hbPeriodMs = answer.hb_period ?? 3000
       if (requestedId !== undefined && answer.id !== requestedId) log.warn(`did not get the requested id: ${answer.id} != ${requestedId}`)
       return { id: answer.id, hbPeriodMs }
     }

@@ -1,5 +1,6 @@
 /** The shapes of an engine's replies (reference §4.7), as ipyparallel's kernel builds them. */
 import type { ErrorContent } from '../common/errors.js'
+import type { AbortedContent, OkContent, ReplyStatus } from '../protocol/catalogue.js'
 import type { Message, ReplyMetadata } from '../protocol/messages.js'
 import type { TaskError } from './worker-protocol.js'
 
@@ -7,8 +8,6 @@ export interface EngineIdentity {
   uuid: string
   id: number
 }
-
-export type ReplyStatus = 'ok' | 'error' | 'aborted'
 
 
 /**
@@ -42,5 +41,5 @@ export function taskErrorContent(engine: EngineIdentity, error: TaskError): Erro
 }
 
 /** Content of an `apply_reply` whose buffers are the result. */
-export const okContent = { status: 'ok' } as const
-export const abortedContent = { status: 'aborted' } as const
+export const okContent: OkContent = { status: 'ok' }
+export const abortedContent: AbortedContent = { status: 'aborted' }

@@ -171,7 +171,7 @@ export class TaskQueue {
 
   /** Busy/idle on IOPub, unless the request's metadata says `iopub_status: false` (the JS client's tasks). */
   private status(request: ShellRequest, state: 'busy' | 'idle'): void {
-    if ((request.msg.metadata as { iopub_status?: unknown }).iopub_status !== false) this.host.status(request.msg.header, state)
+    if (request.msg.metadata.iopub_status !== false) this.host.status(request.msg.header, state)
   }
 
   private answer(request: ShellRequest, started: string, outcome: RunOutcome): void {

@@ -39,3 +39,9 @@ export function parseIsoDate(text: unknown): number | undefined {
   }
   return ms
 }
+
+/** A wire date as a Date; undefined for anything `parseIsoDate` does not read (absent, null, another form). */
+export function wireDate(text: unknown): Date | undefined {
+  const ms = parseIsoDate(text)
+  return ms === undefined ? undefined : new Date(ms)
+}

@@ -66,10 +66,6 @@ export interface ReplyMetadata {
   [extra: string]: unknown
 }
 
-export function isMessageOfType<C>(msg: Message, type: string): msg is Message<C & JsonObject> {
-  return msg.header.msg_type === type
-}
-
 /** `apply_request` → `apply_reply`; a type without the `_request` suffix gets `_reply` appended. */
 export function replyTypeOf(requestType: string): string {
   return `${requestType.replace(/_request$/, '')}_reply`
