@@ -110,6 +110,22 @@ t.test('unknown requests get hub_error; unknown engines in queue_request get Ind
   t.same((await query.reply(all.header)).msg.content, { status: 'ok', unassigned: 0 })
 })
 
+t.test('a request with malformed content is answered with an error naming the field', async (t) => {
+  const c = await startController(t)
+  const client = new RawPeer(t, c.clientFile)
+  const query = client.dealer('registration')
+  const ask = async (type: string, content: object): Promise<unknown> => {
+    const request = client.session.msg(type, content)
+    await query.send(client.session.serialize(request))
+    return (await query.reply(request.header)).msg.content
+  }
+  t.match(await ask('registration_request', { uuid: 5 }), { status: 'error', ename: 'ValueError', evalue: 'registration_request: uuid must be a non-empty string, not 5' })
+  t.match(await ask('result_request', { msg_ids: [1] }), { status: 'error', ename: 'TypeError', evalue: 'result_request: msg_ids must be a list of message id strings, not [1]' })
+  t.match(await ask('db_request', { query: 5 }), { status: 'error', ename: 'TypeError', evalue: /db_request: query must be an object or null, not 5/ })
+  t.match(await ask('purge_request', { msg_ids: [null] }), { status: 'error', ename: 'TypeError', evalue: /purge_request: msg_ids must be/ })
+  t.equal(c.proc.child.exitCode, null, 'controller still running')
+})
+
 t.test('forged, replayed and malformed messages are dropped; the controller goes on serving', async (t) => {
   const c = await startController(t)
   const client = new RawPeer(t, c.clientFile)
