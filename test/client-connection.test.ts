@@ -40,6 +40,18 @@ t.test('queueStatus has numeric engine keys and unassigned', async (t) => {
   t.same(await client.queueStatus(), { unassigned: 2, 0: { queue: 0, completed: 0, tasks: 1 }, 1: { queue: 0, completed: 1, tasks: 1 } })
 })
 
+t.test('a malformed hub reply rejects with a ProtocolError naming the field', async (t) => {
+  const { hub, client } = await setup(t)
+  hub.cannedReplies.set('history_request', { status: 'ok', history: [1] })
+  await t.rejects(client.hubHistory(), { name: 'ProtocolError', message: 'history_reply: history must be a list of strings, not [1]' })
+  hub.cannedReplies.set('result_request', { status: 'ok', pending: 'p', completed: [] })
+  await t.rejects(client.resultStatus('m1'), { name: 'ProtocolError', message: /result_reply: pending must be a list of strings/ })
+  // Polled in the background: the malformed reply rejects the result rather than escaping as an unhandled rejection.
+  await t.rejects(client.getResult('m1'), { name: 'ProtocolError', message: /result_reply: pending must be a list of strings/ })
+  hub.cannedReplies.set('queue_request', { status: 'ok', unassigned: 'none' })
+  await t.rejects(client.queueStatus(), { name: 'ProtocolError', message: /queue_reply: unassigned must be a count or a list of msg ids, not "none"/ })
+})
+
 t.test('no connection_reply: ready rejects with TimeoutError naming the controller', async (t) => {
   const hub = await FakeController.start()
   hub.answerConnect = false

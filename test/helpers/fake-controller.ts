@@ -27,6 +27,8 @@ export class FakeController {
   readonly engines = new Map<number, string>()
   /** Whether to answer connection_request at all. */
   answerConnect = true
+  /** Reply contents to send instead of the usual ones, by request type (for malformed replies). */
+  readonly cannedReplies = new Map<string, object>()
   private routers: Record<'query' | 'task' | 'mux' | 'control', Router> | undefined
   private outboxes = new Map<string, Outbox>()
   private notification: Publisher | undefined
@@ -108,6 +110,8 @@ export class FakeController {
   }
 
   private onQuery(msg: Message, reply: (type: string, content: object) => void): void {
+    const canned = this.cannedReplies.get(msg.header.msg_type)
+    if (canned) return reply(msg.header.msg_type.replace('_request', '_reply'), canned)
     switch (msg.header.msg_type) {
       case 'connection_request':
         if (this.answerConnect) reply('connection_reply', { status: 'ok', engines: Object.fromEntries([...this.engines].map(([id, uuid]) => [String(id), uuid])) })
