@@ -1,6 +1,6 @@
 /**
- * The content of every message type jsparallel sends or reads (docs/protocol.md; ipyparallel 7.1's shapes plus our
- * one message of our own), and a map from `msg_type` to its content type. Reading content that came from the
+ * The content of every message type jsparallel sends or reads (ipyparallel 7.1's shapes, plus what we add, which
+ * docs/protocol.md describes), and a map from `msg_type` to its content type. Reading content that came from the
  * network goes through `contentOf` (content-readers.ts), which checks the fields before the types below are
  * believed; building content to send is checked by the compiler against the same types.
  */
