@@ -4,7 +4,7 @@ import { RateLimitedWarnings } from '../common/log.js'
 import { StringPool } from '../common/string-pool.js'
 import { PackedFrames, SharedIdentities } from '../protocol/frames.js'
 import { contentOf } from '../protocol/content-readers.js'
-import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message, type TaskMetadata } from '../protocol/messages.js'
+import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { parentIdOf, replyStatusOf } from '../protocol/replies.js'
 import type { Random, Scheme } from '../schedulers/schemes.js'
 import { TaskScheduler, type Task } from '../schedulers/task-scheduler.js'
@@ -130,7 +130,8 @@ export class ScheduledTaskChannel implements TaskChannel {
     h.msg_type = this.strings.of(h.msg_type)
     h.username = this.strings.of(h.username)
     const msg = { ...received, buffers: wire.views(wire.length - received.buffers.length) }
-    const md = msg.metadata as TaskMetadata
+    // A TaskMetadata as any client may write it: each field is checked where it is read.
+    const md = msg.metadata
     let after: Dependency
     let follow: Dependency
     this.host.ledger.submitted(msg, 'task', undefined, recorded)
