@@ -136,3 +136,8 @@ t.test('headerOf: a stored header with msg_id and msg_type, else undefined', asy
   t.equal(headerOf({ msg_id: 'm' }), undefined)
   t.equal(headerOf([]), undefined)
 })
+
+t.test('contentOf reads a resubmit_reply: new msg ids by old', async (t) => {
+  t.same(contentOf(received({ status: 'ok', resubmitted: { a: 'b' } }), 'resubmit_reply'), { status: 'ok', resubmitted: { a: 'b' } })
+  t.throws(() => contentOf(received({ status: 'ok', resubmitted: { a: 1 } }), 'resubmit_reply'), { message: /resubmitted must be an object of new msg ids by old, not \{"a":1\}/ })
+})

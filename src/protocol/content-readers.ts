@@ -192,9 +192,12 @@ const readers = {
   },
   resubmit_request: (f: Fields): ResubmitRequestContent => ({ msg_ids: f.strings('msg_ids') }),
   resubmit_reply: (f: Fields): ResubmitReplyContent => {
-    const table = f.objectOrNull('resubmitted') ?? {}
-    if (!Object.values(table).every(isString)) f.fail('resubmitted', 'an object of new msg ids by old')
-    return { status: 'ok', resubmitted: table as Record<string, string> }
+    const resubmitted: Record<string, string> = {}
+    for (const [old, renewed] of Object.entries(f.objectOrNull('resubmitted') ?? {})) {
+      if (typeof renewed !== 'string') f.fail('resubmitted', 'an object of new msg ids by old')
+      resubmitted[old] = renewed
+    }
+    return { status: 'ok', resubmitted }
   },
   status: (f: Fields): StatusContent => ({ execution_state: f.string('execution_state') }),
   stream: (f: Fields): StreamContent => ({ name: f.content.name === 'stderr' ? 'stderr' : 'stdout', text: f.string('text') }),

@@ -34,7 +34,7 @@ export function replyOutcome(content: JsonObject): ReplyOutcome {
   if (content.status === 'ok') return { status: 'ok' }
   if (content.status === 'aborted') return { status: 'aborted' }
   const { ename, evalue, traceback, engine_info: info } = content
-  const engineUuid: unknown = typeof info === 'object' && info !== null ? (info as { engine_uuid?: unknown }).engine_uuid : undefined
+  const engineUuid = typeof info === 'object' && info !== null && 'engine_uuid' in info ? info.engine_uuid : undefined
   return {
     status: 'error',
     error: {
