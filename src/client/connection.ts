@@ -1,6 +1,7 @@
 import { EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { channelUrl, type ClientConnectionInfo } from '../protocol/connection-file.js'
+import type { ContentMap, MsgType } from '../protocol/catalogue.js'
 import { contentIfValid, contentOf } from '../protocol/content-readers.js'
 import { wireDate } from '../protocol/dates.js'
 import type { Message, TaskMetadata } from '../protocol/messages.js'
@@ -167,12 +168,12 @@ export class Connection {
   }
 
   /** Sends a request to the hub and resolves with its reply; error content rejects with a RemoteError. */
-  request(msgType: string, content: object, timeoutMs: number): Promise<Message> {
+  request<T extends MsgType>(msgType: T, content: ContentMap[T], timeoutMs: number): Promise<Message> {
     return this.send('query', msgType, content, timeoutMs, undefined)
   }
 
   /** Sends a request to an engine's control channel (addressed by uuid) and resolves with its reply. */
-  controlRequest(engineUuid: string, msgType: string, content: object, timeoutMs: number): Promise<Message> {
+  controlRequest<T extends MsgType>(engineUuid: string, msgType: T, content: ContentMap[T], timeoutMs: number): Promise<Message> {
     return this.send('control', msgType, content, timeoutMs, engineUuid)
   }
 

@@ -1,8 +1,8 @@
 import { renameSync, writeFileSync } from 'node:fs'
-import { errorContent, ProtocolError } from '../common/errors.js'
+import { errorContent, ProtocolError, type ErrorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
-import type { EngineQueueStatus, QueueReplyContent, RegistrationRequestContent } from '../protocol/catalogue.js'
+import type { ContentMap, EngineQueueStatus, MsgType, QueueReplyContent, RegistrationRequestContent } from '../protocol/catalogue.js'
 import { contentOf } from '../protocol/content-readers.js'
 import type { Header, Message } from '../protocol/messages.js'
 import type { RecordQueries } from './record-queries.js'
@@ -21,8 +21,9 @@ interface PendingRegistration extends EngineRecord {
 
 /** What the hub needs from the controller around it. */
 export interface HubHooks {
-  reply(idents: Buffer[], type: string, content: object, parent: Header | undefined, buffers?: Buffer[]): void
-  notify(type: string, content: object, parent?: Header): void
+  /** Answers on the query channel: `type`'s content, or error content (any reply may carry one). */
+  reply<T extends MsgType>(idents: Buffer[], type: T, content: ContentMap[T] | ErrorContent, parent: Header | undefined, buffers?: Buffer[]): void
+  notify<T extends MsgType>(type: T, content: ContentMap[T], parent?: Header): void
   engineJoined(engine: EngineRecord): void
   /** An engine left; `directPending` are the direct (mux) requests it had not answered. */
   engineLeft(engine: EngineRecord, directPending: string[]): void
@@ -225,7 +226,7 @@ export class Hub {
     }
   }
 
-  private notHere(idents: Buffer[], msg: Message, replyType: string, why: string): void {
+  private notHere(idents: Buffer[], msg: Message, replyType: 'become_dask_reply' | 'stop_distributed_reply', why: string): void {
     this.hooks.reply(idents, replyType, errorContent('NotImplementedError', why), msg.header)
   }
 

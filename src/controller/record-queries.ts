@@ -1,5 +1,7 @@
-import { errorContent, ProtocolError, StoreKeyError } from '../common/errors.js'
-import type { HubResultRecord, PurgeRequestContent, ResubmitRequestContent, ResultReplyContent } from '../protocol/catalogue.js'
+import { errorContent, ProtocolError, StoreKeyError, type ErrorContent } from '../common/errors.js'
+import type {
+  ContentMap, HubResultRecord, MsgType, OkContent, PurgeRequestContent, ResubmitReplyContent, ResubmitRequestContent, ResultReplyContent,
+} from '../protocol/catalogue.js'
 import { contentOf, headerOf } from '../protocol/content-readers.js'
 import { formatIsoMicros, parseIsoDate } from '../protocol/dates.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
@@ -8,7 +10,8 @@ import type { TaskLedger } from './task-ledger.js'
 
 /** What the queries need from the controller around them. */
 export interface RecordQueriesHooks {
-  reply(idents: Buffer[], type: string, content: object, parent: Header, buffers?: Buffer[]): void
+  /** Answers on the query channel: `type`'s content, or error content (any reply may carry one). */
+  reply<T extends MsgType>(idents: Buffer[], type: T, content: ContentMap[T] | ErrorContent, parent: Header, buffers?: Buffer[]): void
   /**
    * Submit a copy of a recorded request as a new task under a new header; its reply goes to the records only (the
    * client polls with result_request).
@@ -52,8 +55,8 @@ export class RecordQueries {
   }
 
   /** Runs a request's work; anything it throws becomes error content in the reply, named as Python names it. */
-  private answer(idents: Buffer[], msg: Message, replyType: string, work: () => object, buffers?: () => Buffer[]): void {
-    let content: object
+  private answer<T extends MsgType>(idents: Buffer[], msg: Message, replyType: T, work: () => ContentMap[T], buffers?: () => Buffer[]): void {
+    let content: ContentMap[T] | ErrorContent
     let frames: Buffer[] = []
     try {
       content = work()
@@ -127,7 +130,7 @@ export class RecordQueries {
     }, () => buffers)
   }
 
-  private purge(content: PurgeRequestContent): object {
+  private purge(content: PurgeRequestContent): OkContent {
     const { msg_ids: msgIds, engine_ids: engines } = content
     if (msgIds === 'all') {
       this.store.dropMatchingRecords({ completed: { $ne: null } })
@@ -144,7 +147,7 @@ export class RecordQueries {
     return { status: 'ok' }
   }
 
-  private resubmit(content: ResubmitRequestContent): object {
+  private resubmit(content: ResubmitRequestContent): ResubmitReplyContent {
     const msgIds = content.msg_ids
     const records = this.store.findRecords({ msg_id: { $in: msgIds } }, ['header', 'metadata', 'content', 'buffers'])
     const found = new Set(records.map((r) => r.msg_id))
@@ -172,7 +175,7 @@ export class RecordQueries {
 /** A refused purge; Python's client sees it as the IndexError ipyparallel raises. */
 class PurgeError extends Error {}
 
-function errorContentOf(e: unknown): object {
+function errorContentOf(e: unknown): ErrorContent {
   const message = e instanceof Error ? e.message : String(e)
   if (e instanceof StoreKeyError) return errorContent('KeyError', JSON.stringify(message))
   if (e instanceof PurgeError) return errorContent('IndexError', message)

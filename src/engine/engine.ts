@@ -2,6 +2,7 @@ import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
+import type { ContentMap, MsgType, ShutdownReplyContent } from '../protocol/catalogue.js'
 import { contentOf } from '../protocol/content-readers.js'
 import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
@@ -111,7 +112,7 @@ export class Engine {
       )
     },
     shutdown_request: (request) => {
-      const content = { status: 'ok', restart: false }
+      const content: ShutdownReplyContent = { status: 'ok', restart: false }
       this.replyControl(request, content)
       // The hub unregisters an engine when it sees its shutdown_reply on IOPub.
       this.publish('shutdown', 'shutdown_reply', content, request.msg.header)
@@ -311,7 +312,7 @@ export class Engine {
   }
 
   /** An IOPub message with topic `engine.<id>.<topic>`. */
-  private publish(topic: string, msgType: string, content: object, parent: Header): void {
+  private publish<T extends MsgType>(topic: string, msgType: T, content: ContentMap[T], parent: Header): void {
     const msg: Message<object> = this.session.msg<object>(msgType, content, { parent, metadata: { engine: this.uuid } })
     this.send(this.iopub, this.session.serialize(msg, [Buffer.from(`engine.${this.id}.${topic}`)]))
   }

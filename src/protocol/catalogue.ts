@@ -142,7 +142,7 @@ export interface DbRequestContent {
   /** A Mongo-style query; ISO date strings in it are compared as dates. */
   query: JsonObject
   /** The record fields wanted; null: all but the buffers. */
-  keys: string[] | null
+  keys: readonly string[] | null
 }
 
 export interface DbReplyContent extends OkContent {
