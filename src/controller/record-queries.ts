@@ -3,7 +3,7 @@ import type {
   ContentMap, HubResultRecord, MsgType, OkContent, PurgeRequestContent, ResubmitReplyContent, ResubmitRequestContent, ResultReplyContent,
 } from '../protocol/catalogue.js'
 import { contentOf, headerOf } from '../protocol/content-readers.js'
-import { formatIsoMicros, parseIsoDate } from '../protocol/dates.js'
+import { formatIsoMicros, wireDate } from '../protocol/dates.js'
 import type { Header, JsonObject, Message } from '../protocol/messages.js'
 import type { Query, TaskStore } from './store/index.js'
 import type { TaskLedger } from './task-ledger.js'
@@ -191,7 +191,7 @@ function isoOf(date: Date | null | undefined): string | null {
 
 /** A copy of a query with every ISO-date string turned into a Date, as ipyparallel's hub does. */
 function datesIn(value: unknown): unknown {
-  if (typeof value === 'string') return ISO_DATE.test(value) ? new Date(parseIsoDate(value) ?? Number.NaN) : value
+  if (typeof value === 'string') return ISO_DATE.test(value) ? (wireDate(value) ?? new Date(Number.NaN)) : value
   if (Array.isArray(value)) return value.map(datesIn)
   if (typeof value === 'object' && value !== null) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, datesIn(v)]))

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { ConfigError, StoreKeyError } from '../../common/errors.js'
-import { formatIsoMicros, parseIsoDate } from '../../protocol/dates.js'
+import { formatIsoMicros, parseIsoDate, wireDate } from '../../protocol/dates.js'
 import { compileQuery, isOperatorObject } from './query.js'
 import { BUFFER_FIELDS, DATE_FIELDS, RECORD_FIELDS, emptyRecord, project, type Query, type RecordField, type TaskRecord, type TaskStore } from './record.js'
 
@@ -258,8 +258,7 @@ function decode(row: Row): TaskRecord {
   for (const [field, raw] of Object.entries(row)) {
     if (raw === null || raw === undefined) continue
     if (DATE_FIELDS.has(field)) {
-      const ms = parseIsoDate(raw)
-      record[field] = ms === undefined ? null : new Date(ms)
+      record[field] = wireDate(raw) ?? null
     } else if (BUFFER_FIELDS.has(field)) {
       record[field] = unpackFrames(raw as Buffer)
     } else if (JSON_FIELDS.has(field)) {
