@@ -157,6 +157,35 @@ t.test('imap keeps at most maxOutstanding tasks unfinished and reads input lazil
   t.equal(read, 10)
 })
 
+t.test('imap in order: results held behind one slow task count against maxOutstanding', async (t) => {
+  // Task 0 stays unfinished until tasks 1 and 2 have finished. Their results wait behind it, so the input must not
+  // be read further: a fourth read before the first result would let one slow task pull the input far ahead.
+  let read = 0
+  async function* inputs() {
+    for (let i = 0; i < 6; i++) {
+      read++
+      yield [[i]]
+    }
+  }
+  const submitted: Task[] = []
+  const submit = (items: unknown[]) => {
+    const task = newTask()
+    const [[x]] = items as [[number]]
+    submitted.push(task)
+    if (x === 2) task.onSettled(() => setImmediate(() => submitted[0]?.resolve([0])))
+    if (x > 0) setImmediate(() => task.resolve([x]))
+    return task
+  }
+  let readAtFirstResult = -1
+  const results: number[] = []
+  for await (const x of lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 })) {
+    if (results.length === 0) readAtFirstResult = read
+    results.push(x)
+  }
+  t.same(results, [0, 1, 2, 3, 4, 5])
+  t.equal(readAtFirstResult, 3, 'only three inputs read while the first task ran')
+})
+
 t.test('imap stops reading its input when the iteration stops', async (t) => {
   let read = 0
   let closed = false
