@@ -1,5 +1,4 @@
 import * as zmq from 'zeromq'
-import type { Logger } from '../common/log.js'
 
 /** The only module that imports zeromq. Sockets come with unlimited high-water marks and no linger. */
 
@@ -190,11 +189,6 @@ export async function receiveLoop(
     // A closed socket ends the iteration with an error on some versions; anything else is worth a log.
     if (!socket.closed) throw error
   }
-}
-
-/** Logs a contained handler failure with the channel name. */
-export function logHandlerError(log: Logger, channel: string): (error: unknown, frames: Frames) => void {
-  return (error) => log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
 }
 
 /**
