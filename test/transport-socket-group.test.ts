@@ -94,6 +94,16 @@ t.test('dropped messages are all counted, their warnings rate-limited per socket
   t.equal(warnings.at(-1), 'dropped 20 bad message(s) in all: inbox 20', 'close sums them up by socket')
 })
 
+t.test('with dropSummaryOnClose false, close logs no summary', async (t) => {
+  const { inbox, url, warnings, reached } = await failingInbox(t, { dropSummaryOnClose: false })
+  const sender = group(t)
+  const dealer = connectedDealer(sender, url)
+  for (const s of ['throws', 'last']) void sender.send(dealer, text(s))
+  await within(reached, 'the message after a bad one')
+  await inbox.close()
+  t.same(warnings, ['inbox: dropped a message: a bad one'])
+})
+
 t.test('with shared drop warnings, one rate limit covers every socket of the group', async (t) => {
   const { log, warnings } = keeping()
   const inbox = group(t, { log, drainMs: 0, dropWarnings: 'shared' })

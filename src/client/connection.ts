@@ -80,7 +80,8 @@ export class Connection {
     const routingId = session.session
     // With a curve_serverkey, every socket is a CurveZMQ client with one key pair made for this connection.
     const curve = curveClient(info.curve_serverkey)
-    const sockets = (this.sockets = new SocketGroup({ log, drainMs: 1000 }))
+    // A library's close logs no summary of dropped messages (each was logged, rate-limited, when it came).
+    const sockets = (this.sockets = new SocketGroup({ log, drainMs: 1000, dropSummaryOnClose: false }))
     const dealer = (channel: Channel): Dealer => sockets.add(channel, createDealer({ routingId, curve }))
     this.dealers = { query: dealer('query'), mux: dealer('mux'), task: dealer('task'), control: dealer('control') }
     const registration = channelUrl(info.interface, info.registration, info.location)

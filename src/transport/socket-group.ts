@@ -26,6 +26,8 @@ export interface SocketGroupOptions {
    * log must stay short however many of its sockets are flooded.
    */
   dropWarnings?: 'per-socket' | 'shared'
+  /** Whether `close()` logs how many messages were dropped, by socket, if any were. Default true. */
+  dropSummaryOnClose?: boolean
 }
 
 /** What to do when ZeroMQ refuses one message (an unknown peer on a ROUTER with `mandatory`). */
@@ -130,7 +132,7 @@ export class SocketGroup {
   }
 
   /**
-   * Logs how many messages were dropped (if any), waits up to `drainMs` for queued sends to reach ZeroMQ (sends
+   * Logs how many messages were dropped (if any, unless `dropSummaryOnClose` is false), waits up to `drainMs` for queued sends to reach ZeroMQ (sends
    * made meanwhile are still taken), then closes every socket of the group that is not closed yet. Idempotent: every
    * call returns the same promise. `override` replaces the group's drain and linger for this close (an engine whose
    * registration failed closes at once).
@@ -140,7 +142,7 @@ export class SocketGroup {
       const { log } = this.options
       const drainMs = override.drainMs ?? this.options.drainMs
       const lingerMs = override.lingerOnCloseMs ?? this.options.lingerOnCloseMs ?? 0
-      if (this.droppedTotal > 0) {
+      if (this.droppedTotal > 0 && this.options.dropSummaryOnClose !== false) {
         log.warn(`dropped ${this.droppedTotal} bad message(s) in all: ${[...this.drops].map(([name, n]) => `${name} ${n}`).join(', ')}`)
       }
       if (drainMs > 0) {
