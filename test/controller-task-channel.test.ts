@@ -51,7 +51,7 @@ function harness(t: Test): Harness {
       if (socket === channel.sockets.engine) h.toEngines.push({ frames, undeliverable })
       else h.toClient.push(frames)
     },
-    loop: (_socket, name, handle) => h.loops.set(name, handle),
+    loop: (socket, handle) => h.loops.set(socket === channel.sockets.client ? 'task' : 'task (engines)', handle),
     setTimer: (callback, ms) => setTimeout(callback, ms),
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
   }

@@ -7,7 +7,8 @@ import type { Logger } from '../common/log.js'
 import { TimeoutError } from '../common/errors.js'
 import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import { Session } from '../protocol/session.js'
-import { Outbox, closeAll, createDealer, createSubscriber, curveClient, receiveLoop } from '../transport/sockets.js'
+import { SocketGroup } from '../transport/socket-group.js'
+import { createDealer, createSubscriber, curveClient, type Dealer } from '../transport/sockets.js'
 
 const binDir = fileURLToPath(new URL('../../../bin/', import.meta.url))
 
@@ -38,13 +39,16 @@ export class LocalCluster {
   controller: ChildProcess | undefined
   readonly engines: EngineProcess[] = []
   private session: Session | undefined
-  private readonly sockets: ReturnType<typeof createDealer | typeof createSubscriber>[] = []
-  private outbox: Outbox | undefined
+  /** Closed once the children have stopped: nothing queued then is still worth waiting for. */
+  private readonly sockets: SocketGroup
+  private query: Dealer | undefined
   private stopping = false
   private readonly registered = new Map<string, number>()
   private registrationWaiters: (() => void)[] = []
 
-  constructor(readonly options: LocalClusterOptions) {}
+  constructor(readonly options: LocalClusterOptions) {
+    this.sockets = new SocketGroup({ log: options.log, drainMs: 0 })
+  }
 
   get clientFile(): string {
     return connectionFilePath(this.options.profileDir, 'client', this.options.clusterId)
@@ -84,7 +88,7 @@ export class LocalCluster {
     const children = [...this.engines.map((e) => e.child), ...(this.controller ? [this.controller] : [])]
     await Promise.all(this.engines.map((e) => stopChild(e.child, graceMs)))
     if (this.controller) await stopChild(this.controller, graceMs)
-    closeAll(this.sockets)
+    await this.sockets.close()
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
   }
 
@@ -102,14 +106,12 @@ export class LocalCluster {
     const info = readConnectionFile<ClientConnectionInfo>(this.clientFile, CLIENT_KEYS)
     this.session = new Session({ key: info.key })
     const curve = curveClient(info.curve_serverkey)
-    const notifications = createSubscriber({ curve })
-    const query = createDealer({ curve })
-    this.sockets.push(notifications, query)
+    const notifications = this.sockets.add('notification', createSubscriber({ curve }))
+    const query = (this.query = this.sockets.add('registration', createDealer({ curve }), (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`)))
     notifications.connect(channelUrl(info.interface, info.notification, info.location))
     query.connect(channelUrl(info.interface, info.registration, info.location))
-    this.outbox = new Outbox(query, (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`))
     const session = this.session
-    void receiveLoop(notifications, (frames) => {
+    this.sockets.receive(notifications, (frames) => {
       const { msg } = session.deserialize(frames)
       const { id, uuid } = msg.content as { id?: number; uuid?: string }
       if (msg.header.msg_type !== 'registration_notification' || typeof id !== 'number' || typeof uuid !== 'string') return
@@ -119,12 +121,12 @@ export class LocalCluster {
       this.registered.set(uuid, id)
       this.options.log.info(`engine ${id} registered (pid ${engine.child.pid})`)
       for (const w of this.registrationWaiters) w()
-    }, (e) => this.options.log.warn(`bad notification: ${(e as Error).message}`))
+    })
   }
 
   private unregister(engine: EngineProcess): void {
-    if (engine.id === undefined || !this.session || !this.outbox) return
-    this.outbox.send(this.session.serialize(this.session.msg('unregistration_request', { id: engine.id })))
+    if (engine.id === undefined || !this.session || !this.query) return
+    void this.sockets.send(this.query, this.session.serialize(this.session.msg('unregistration_request', { id: engine.id })))
   }
 
   private waitFor(done: () => boolean, what: string): Promise<void> {

@@ -8,7 +8,7 @@ import { Session } from '../protocol/session.js'
 import { closeAll, type AnySocket } from '../transport/sockets.js'
 import { BroadcastRelay } from './broadcast.js'
 import { ChannelIo } from './channel-io.js'
-import { allSockets, bindChannels, createSockets, previousFiles, type ControllerSockets } from './channels.js'
+import { allSockets, bindChannels, createSockets, namedSockets, previousFiles, type ControllerSockets } from './channels.js'
 import { curveKeyFilePath, removeKeyPair, serverKeyPair, writeKeyPair } from './curve-keys.js'
 import { HeartMonitor } from './heart-monitor.js'
 import { Hub } from './hub.js'
@@ -51,10 +51,11 @@ export class Controller {
   ) {
     this.clientFile = connectionFilePath(options.profileDir, 'client', options.clusterId)
     this.engineFile = connectionFilePath(options.profileDir, 'engine', options.clusterId)
+    const taskSocketNames = new Map<AnySocket, string>([[tasks.sockets.client, 'task'], [tasks.sockets.engine, 'task (engines)']])
     this.io = new ChannelIo(store, {
       durable: new Set<AnySocket>([s.muxClient, s.muxEngine, ...tasks.durable]),
       redelivered: new Set<AnySocket>([s.muxClient, tasks.sockets.client]),
-    }, options.log)
+    }, options.log, [...namedSockets(s), ...tasks.closedOnStop.map((socket) => [taskSocketNames.get(socket) ?? 'task', socket] as const)])
     this.ledger = new TaskLedger(store, options.log)
   }
 
@@ -141,8 +142,8 @@ export class Controller {
         removeConnectionFile(this.engineFile)
         removeKeyPair(curveKeyFilePath(this.options.profileDir, this.options.clusterId))
       }
-      // Let replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
-      await this.io.stop([...allSockets(this.s), ...this.tasks.closedOnStop])
+      // Lets replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
+      await this.io.stop()
       this.store.close()
     })()
     return this.stopping
@@ -226,28 +227,28 @@ export class Controller {
     }, this.options.maxHeartbeatMisses)
     this.tasks.open({ session, ledger, io, log, engineName: (uuid) => String(this.hub.engineByUuid(uuid)?.id ?? uuid) })
 
-    io.loop(s.registration, 'registration', (frames) => {
+    io.loop(s.registration, (frames) => {
       const { idents, msg } = session.deserialize(frames)
       this.hub.handleQuery(idents, msg)
     })
-    io.loop(s.hbPong, 'heartbeat', (frames) => {
+    io.loop(s.hbPong, (frames) => {
       // An echo is exactly [routing id, ping payload]; one that answers no recent ping is ignored like a late one.
       const [id, payload] = frames
       if (frames.length !== 2 || !id || !payload) throw new Error(`a heartbeat echo has ${frames.length - 1} frame(s) after the routing id; 1 is expected`)
       this.monitor.pong(id.toString(), payload)
     })
-    io.loop(s.muxClient, 'mux', (frames) => mux.submitted(frames))
-    io.loop(s.muxEngine, 'mux (engines)', (frames) => mux.replied(frames))
-    io.loop(s.controlClient, 'control', (frames) => control.submitted(frames))
-    io.loop(s.controlEngine, 'control (engines)', (frames) => control.replied(frames))
-    io.loop(s.iopubEngine, 'iopub', (frames) => {
+    io.loop(s.muxClient, (frames) => mux.submitted(frames))
+    io.loop(s.muxEngine, (frames) => mux.replied(frames))
+    io.loop(s.controlClient, (frames) => control.submitted(frames))
+    io.loop(s.controlEngine, (frames) => control.replied(frames))
+    io.loop(s.iopubEngine, (frames) => {
       const { msg } = session.deserialize(frames)
       if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
       io.send(s.iopubClient, frames)
       ledger.output(msg)
     })
-    io.loop(s.broadcastClient, 'broadcast', (frames) => broadcast.submitted(frames))
-    io.loop(s.broadcastEngine, 'broadcast (engines)', (frames) => broadcast.replied(frames))
+    io.loop(s.broadcastClient, (frames) => broadcast.submitted(frames))
+    io.loop(s.broadcastEngine, (frames) => broadcast.replied(frames))
     this.monitor.beat()
     this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
   }

@@ -87,8 +87,8 @@ export class ScheduledTaskChannel implements TaskChannel {
       engineName: (uuid) => host.engineName(uuid),
       log,
     })
-    io.loop(client, 'task', (frames) => this.submitted(frames))
-    io.loop(engine, 'task (engines)', (frames) => this.replied(frames))
+    io.loop(client, (frames) => this.submitted(frames))
+    io.loop(engine, (frames) => this.replied(frames))
   }
 
   resubmit(msg: Message): void {

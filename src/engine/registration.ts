@@ -1,7 +1,7 @@
 import { JsParallelError, TimeoutError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { Session } from '../protocol/session.js'
-import type { Dealer, Outbox } from '../transport/sockets.js'
+import type { Dealer, Frames } from '../transport/sockets.js'
 import { realTimers, type Timers } from './timers.js'
 
 /** The controller answered the registration_request with an error (the uuid is in use, ...). */
@@ -18,7 +18,8 @@ export interface RegisterOptions {
   session: Session
   /** DEALER whose routing id is the engine uuid, connected to the registration channel. */
   socket: Dealer
-  outbox: Outbox
+  /** The DEALER's send queue: `drained` resolves once what was sent has been handed to ZeroMQ. */
+  outbox: { send(frames: Frames): void; drained(): Promise<void> }
   /** An id to ask for; the hub may give another. */
   requestedId: number | undefined
   timeoutMs: number
