@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs'
+import { writeFileAtomicSync } from '../common/atomic-file.js'
 import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
@@ -268,10 +268,9 @@ export class Hub {
       state.languages[e.uuid] = e.language
     }
     try {
-      // Written aside and renamed, so a controller killed mid-write leaves the previous state, not half of one.
-      const aside = `${this.options.enginesFile}.${process.pid}.tmp`
-      writeFileSync(aside, JSON.stringify(state))
-      renameSync(aside, this.options.enginesFile)
+      // Atomically, so a controller killed mid-write leaves the previous state, not half of one; no fsync, which
+      // would stall the event loop at every registration and guards only against the machine losing power.
+      writeFileAtomicSync(this.options.enginesFile, JSON.stringify(state), { fsync: false })
     } catch (e) {
       this.hooks.log.warn(`could not write ${this.options.enginesFile}: ${(e as Error).message}`)
     }
