@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
-import { access } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ConfigError, JsParallelError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
+import { waitForFiles } from '../common/wait-for-files.js'
 import {
   CLIENT_KEYS, checkConnectionInfo, connectionFilePath, readConnectionFile, resolveProfileDir,
   type ClientConnectionInfo, type ProfileOptions,
@@ -300,15 +299,7 @@ export class Client implements AsyncDisposable {
   /** Waits up to timeoutMs for the connection file (a controller writes it once it has bound its sockets). */
   private async readFile(options: ClientOptions): Promise<ClientConnectionInfo> {
     const path = this.connectionFile(options)
-    const deadline = Date.now() + this.timeoutMs
-    while (Date.now() < deadline && !this.closing) {
-      try {
-        await access(path)
-        break
-      } catch {
-        await sleep(100)
-      }
-    }
+    await waitForFiles([path], { timeoutMs: this.timeoutMs, giveUp: () => this.closing !== undefined })
     return readConnectionFile<ClientConnectionInfo>(path, CLIENT_KEYS)
   }
 }
