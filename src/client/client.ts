@@ -7,6 +7,7 @@ import {
   type ClientConnectionInfo, type ProfileOptions,
 } from '../protocol/connection-file.js'
 import { Session } from '../protocol/session.js'
+import { clientEnvironment } from './environment.js'
 import { ClientClosedError, Connection } from './connection.js'
 import { DirectView, type DirectTargets } from './direct-view.js'
 import { checkTargets, type LoadBalancedFlags } from './flags.js'
@@ -52,6 +53,8 @@ const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'conne
  * A connection to a jsparallel (or ipyparallel) controller: knows the engines and makes views that run tasks.
  * Construct it and `await client.ready`, or `await Client.connect(options)`. Close it when done (`await
  * client.close()`, or `await using client = await Client.connect()`); pending results then reject.
+ * With no options it reads the default profile's client connection file under `$IPYTHONDIR`, else `~/.jsparallel`,
+ * where `npx cluster start` puts it; `IPYTHONDIR` is the only environment variable it reads.
  */
 export class Client implements AsyncDisposable {
   /** Resolves once connected (connection_reply received, engine table filled); rejects if that fails. */
@@ -286,8 +289,9 @@ export class Client implements AsyncDisposable {
   }
 
   private connectionFile(options: ClientOptions): string {
-    // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile.
-    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, { IPYTHONDIR: process.env.IPYTHONDIR }), 'client', options.clusterId)
+    // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile
+    // (src/client/environment.ts lists what the client reads).
+    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, clientEnvironment()), 'client', options.clusterId)
   }
 
   /** The connection file's contents if it exists already (read synchronously), else undefined. */
