@@ -16,7 +16,7 @@ interface EngineFlags extends ProfileFlags {
   timeout: number
 }
 
-export function engineCommand(): Command {
+function engineCommand(): Command {
   const command = new Command('engine')
     .description('Run a jsparallel engine: register with a controller and run JavaScript tasks until shut down.')
     .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')

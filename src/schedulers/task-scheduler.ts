@@ -219,11 +219,6 @@ export class TaskScheduler {
     }
   }
 
-  /** Loads by engine uuid, for queue status and tests. */
-  loads(): Map<string, number> {
-    return new Map(this.engines.map((e) => [e.uuid, e.load]))
-  }
-
   private roomFor(language: string): boolean {
     const hwm = this.options.hwm
     return this.engines.some((e) => e.language === language && (hwm === 0 || e.load < hwm))
