@@ -109,8 +109,9 @@ export class Hub {
   }
 
   /**
-   * `--restore`: the engines of the state file a previous controller left are registered at once, without a
-   * heartbeat and without notifications (reference §6.4); one that does not answer pings is unregistered as usual.
+   * `--restore`: the engines of the state file a previous controller left are registered at once, without a heartbeat
+   * and without notifications (docs/wire-protocol.md, 'Reuse and restore'); one that does not answer pings is
+   * unregistered as usual.
    */
   restoreEngines(state: SavedEngines): EngineRecord[] {
     const restored: EngineRecord[] = []

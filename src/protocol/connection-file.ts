@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { writeFileAtomicSync } from '../common/atomic-file.js'
 import { ConfigError } from '../common/errors.js'
 
-/** Common keys of both connection files (reference §2.2). */
+/** Common keys of both connection files (docs/wire-protocol.md, 'Connection files'). */
 interface ConnectionBase {
   ssh: string
   interface: string
