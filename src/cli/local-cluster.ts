@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs'
+import { mkdirSync, openSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newSessionId } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import { TimeoutError } from '../common/errors.js'
+import { waitForFiles } from '../common/wait-for-files.js'
 import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import { Session } from '../protocol/session.js'
 import { SocketGroup } from '../transport/socket-group.js'
@@ -61,7 +62,12 @@ export class LocalCluster {
     this.controller.on('exit', (code, signal) => {
       if (!this.stopping) log.error(`controller exited unexpectedly (${signal ?? `code ${code}`})`)
     })
-    await this.waitFor(() => existsSync(this.clientFile) && existsSync(connectionFilePath(profileDir, 'engine', clusterId)), 'the controller to write its connection files')
+    const files = [this.clientFile, connectionFilePath(profileDir, 'engine', clusterId)]
+    const controllerExited = (): boolean => this.controller?.exitCode !== null
+    if (!(await waitForFiles(files, { timeoutMs: this.options.timeoutMs, pollMs: 50, giveUp: controllerExited }))) {
+      const why = controllerExited() ? ' (the controller exited; see its log)' : ''
+      throw new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for the controller to write its connection files${why}`)
+    }
     await this.watchRegistrations()
     for (let i = 0; i < this.options.n; i++) this.startEngine()
     await this.waitFor(() => this.registered.size >= this.options.n, `${this.options.n} engines to register`)
@@ -142,7 +148,7 @@ export class LocalCluster {
           reject(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}${why}`))
         }
       }
-      // Files have no event to wait on; registrations do, but a poll covers both with one deadline.
+      // Each registration calls check at once; the poll notices the deadline and the controller's exit.
       const poll = setInterval(check, 50)
       this.registrationWaiters.push(check)
     })

@@ -1,8 +1,8 @@
 /**
- * The controller's side of the heartbeat (reference §4.3): every period a ping goes out; engines echo it.
- * An engine whose echo is seen for the first time is a new heart (its registration completes); one that
- * misses more than `maxMisses` beats in a row has stopped. Timers and the ping are injected, so tests can
- * script beats without waiting.
+ * The controller's side of the heartbeat (docs/wire-protocol.md, 'Heartbeat'): every period a ping goes out; engines
+ * echo it. An engine whose echo is seen for the first time is a new heart (its registration completes); one that
+ * misses more than `maxMisses` beats in a row has stopped. Timers and the ping are injected, so tests can script
+ * beats without waiting.
  */
 export interface HeartMonitorHooks {
   /** Publish one ping frame. */

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs'
+import { writeFileAtomicSync } from '../common/atomic-file.js'
 import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
@@ -109,8 +109,9 @@ export class Hub {
   }
 
   /**
-   * `--restore`: the engines of the state file a previous controller left are registered at once, without a
-   * heartbeat and without notifications (reference §6.4); one that does not answer pings is unregistered as usual.
+   * `--restore`: the engines of the state file a previous controller left are registered at once, without a heartbeat
+   * and without notifications (docs/wire-protocol.md, 'Reuse and restore'); one that does not answer pings is
+   * unregistered as usual.
    */
   restoreEngines(state: SavedEngines): EngineRecord[] {
     const restored: EngineRecord[] = []
@@ -268,10 +269,9 @@ export class Hub {
       state.languages[e.uuid] = e.language
     }
     try {
-      // Written aside and renamed, so a controller killed mid-write leaves the previous state, not half of one.
-      const aside = `${this.options.enginesFile}.${process.pid}.tmp`
-      writeFileSync(aside, JSON.stringify(state))
-      renameSync(aside, this.options.enginesFile)
+      // Atomically, so a controller killed mid-write leaves the previous state, not half of one; no fsync, which
+      // would stall the event loop at every registration and guards only against the machine losing power.
+      writeFileAtomicSync(this.options.enginesFile, JSON.stringify(state), { fsync: false })
     } catch (e) {
       this.hooks.log.warn(`could not write ${this.options.enginesFile}: ${(e as Error).message}`)
     }

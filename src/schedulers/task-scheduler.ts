@@ -103,8 +103,9 @@ interface Job {
 }
 
 /**
- * ipyparallel's task scheduler (reference §5): a queue of waiting tasks (by priority, then FIFO), engines kept in least-recently-used
- * order with their loads, a pluggable scheme choosing among the engines that may take the task.
+ * ipyparallel's task scheduler (docs/wire-protocol.md, 'The task scheduler'): a queue of waiting tasks (by priority,
+ * then FIFO), engines kept in least-recently-used order with their loads, a pluggable scheme choosing among the
+ * engines that may take the task.
  */
 export class TaskScheduler {
   /** Engines in LRU order: index 0 was given a task longest ago. */
@@ -217,11 +218,6 @@ export class TaskScheduler {
       }
       if (queue.size === 0) this.waiting.delete(language)
     }
-  }
-
-  /** Loads by engine uuid, for queue status and tests. */
-  loads(): Map<string, number> {
-    return new Map(this.engines.map((e) => [e.uuid, e.load]))
   }
 
   private roomFor(language: string): boolean {
