@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { Client } from '../src/index.js'
 import { silentLogger } from '../src/common/log.js'
@@ -69,6 +70,20 @@ t.test('cluster stop stops the cluster of that profile', async (t) => {
   const again = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
   t.equal((await again.exited).code, 1)
   t.match(again.output(), /no cluster is running/)
+})
+
+t.test('cluster start fails at once, saying so, when its controller is killed by a signal while starting', async (t) => {
+  // A preload that makes the controller SIGKILL itself before it writes its connection files; engines never start.
+  const dir = tempDir(t)
+  const preload = join(dir, 'kill-controller.mjs')
+  writeFileSync(preload, "if (process.argv[1]?.endsWith('controller.js')) process.kill(process.pid, 'SIGKILL')\n")
+  const proc = startProcess(t, process.execPath, [binPath('cluster'), 'start', '-n', '1', '--profile-dir', join(dir, 'profile_killed'), '--timeout', '600'], {
+    env: { NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` },
+  })
+  const { code } = await proc.exited
+  t.not(code, 0)
+  t.match(proc.output(), /controller exited unexpectedly \(SIGKILL\)/)
+  t.match(proc.output(), /the controller exited; see its log/, 'not a wait for the 600 s timeout')
 })
 
 t.test('every command explains itself with --help', async (t) => {

@@ -63,7 +63,7 @@ export class LocalCluster {
       if (!this.stopping) log.error(`controller exited unexpectedly (${signal ?? `code ${code}`})`)
     })
     const files = [this.clientFile, connectionFilePath(profileDir, 'engine', clusterId)]
-    const controllerExited = (): boolean => this.controller?.exitCode !== null
+    const controllerExited = (): boolean => this.controller !== undefined && hasExited(this.controller)
     if (!(await waitForFiles(files, { timeoutMs: this.options.timeoutMs, pollMs: 50, giveUp: controllerExited }))) {
       const why = controllerExited() ? ' (the controller exited; see its log)' : ''
       throw new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for the controller to write its connection files${why}`)
@@ -95,7 +95,7 @@ export class LocalCluster {
     await Promise.all(this.engines.map((e) => stopChild(e.child, graceMs)))
     if (this.controller) await stopChild(this.controller, graceMs)
     await this.sockets.close()
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    for (const c of children) if (!hasExited(c)) c.kill('SIGKILL')
   }
 
   private spawnChild(bin: string, args: string[], logName: string): ChildProcess {
@@ -142,9 +142,9 @@ export class LocalCluster {
         if (done()) {
           clearInterval(poll)
           resolve()
-        } else if (Date.now() > deadline || this.controller?.exitCode !== null) {
+        } else if (Date.now() > deadline || (this.controller !== undefined && hasExited(this.controller))) {
           clearInterval(poll)
-          const why = this.controller?.exitCode !== null ? ' (the controller exited; see its log)' : ''
+          const why = this.controller !== undefined && hasExited(this.controller) ? ' (the controller exited; see its log)' : ''
           reject(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}${why}`))
         }
       }
@@ -155,8 +155,13 @@ export class LocalCluster {
   }
 }
 
+/** A child killed by a signal keeps `exitCode` null: only `signalCode` says it has gone. */
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
 function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  if (hasExited(child)) return Promise.resolve()
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
     child.once('exit', () => {
