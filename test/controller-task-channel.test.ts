@@ -1,5 +1,5 @@
 // The task channels on their own: the scheduled channel driven by frames through a fake io (its sockets are made
-// but never bound), and the choice of channel by scheme name.
+// but never bound) on a fake clock, and the choice of channel by scheme name.
 import t, { type Test } from 'tap'
 import { silentLogger } from '../src/common/log.js'
 import { PureTaskChannel } from '../src/controller/pure-channel.js'
@@ -13,6 +13,7 @@ import type { JsonObject } from '../src/protocol/messages.js'
 import { Session } from '../src/protocol/session.js'
 import { SchemeRegistry, leastload } from '../src/schedulers/schemes.js'
 import type { Frames } from '../src/transport/sockets.js'
+import { FakeClock } from './helpers/fake-clock.js'
 
 const KEY = 'task-channel-test-key'
 const CLIENT = Buffer.from('client-1')
@@ -22,6 +23,8 @@ const B = 'engine-b'
 interface Harness {
   channel: ScheduledTaskChannel
   ledger: TaskLedger
+  /** The controller's clock: the ledger's event times and the scheduler's timers. */
+  clock: FakeClock
   events: ControllerEvent[]
   /** Frames sent on the engine-facing and the client-facing socket. */
   toEngines: { frames: Frames; undeliverable: (() => void) | undefined }[]
@@ -39,11 +42,12 @@ function harness(t: Test): Harness {
     channel.sockets.client.close()
     channel.sockets.engine.close()
   })
-  const ledger = new TaskLedger(new MemoryTaskStore(), silentLogger)
+  const clock = new FakeClock()
+  const ledger = new TaskLedger(new MemoryTaskStore(), silentLogger, clock)
   const events: ControllerEvent[] = []
   ledger.events.on((e) => events.push(e))
   const h: Harness = {
-    channel, ledger, events, toEngines: [], toClient: [], loops: new Map(), warnings: [], client: new Session({ key: KEY }),
+    channel, ledger, clock, events, toEngines: [], toClient: [], loops: new Map(), warnings: [], client: new Session({ key: KEY }),
     engine: (uuid) => new Session({ key: KEY, session: uuid }),
   }
   const io: TaskIo = {
@@ -52,10 +56,8 @@ function harness(t: Test): Harness {
       else h.toClient.push(frames)
     },
     loop: (_socket, name, handle) => h.loops.set(name, handle),
-    setTimer: (callback, ms) => setTimeout(callback, ms),
-    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
   }
-  channel.open({ session: new Session({ key: KEY }), ledger, io, engineName: String, log: { ...silentLogger, warn: (m) => h.warnings.push(m) } })
+  channel.open({ session: new Session({ key: KEY }), ledger, io, clock: h.clock, engineName: String, log: { ...silentLogger, warn: (m) => h.warnings.push(m) } })
   for (const uuid of [A, B]) {
     ledger.engineJoined({ id: uuid === A ? 0 : 1, uuid, language: 'javascript' }, false)
     channel.engineJoined(uuid, 'javascript')

@@ -6,6 +6,7 @@ import type { ControllerEvent } from '../src/controller/ledger-events.js'
 import { MemoryTaskStore, NoTaskStore } from '../src/controller/store/index.js'
 import { TaskLedger, functionNameOf } from '../src/controller/task-ledger.js'
 import type { Header, JsonObject, Message } from '../src/protocol/messages.js'
+import { FakeClock } from './helpers/fake-clock.js'
 
 const A = { id: 0, uuid: 'engine-a', language: 'javascript' }
 const B = { id: 1, uuid: 'engine-b', language: 'javascript' }
@@ -25,7 +26,7 @@ function reply(msgId: string, content: JsonObject = { status: 'ok' }, metadata: 
 
 function ledger(options: { store?: MemoryTaskStore | NoTaskStore; log?: Logger } = {}): { ledger: TaskLedger; events: ControllerEvent[]; store: MemoryTaskStore | NoTaskStore } {
   const store = options.store ?? new MemoryTaskStore()
-  const l = new TaskLedger(store, options.log ?? silentLogger, () => NOW)
+  const l = new TaskLedger(store, options.log ?? silentLogger, new FakeClock(NOW))
   const events: ControllerEvent[] = []
   l.events.on((e) => events.push(e))
   l.engineJoined(A, false)
@@ -143,7 +144,7 @@ t.test('an engine that leaves hands back its unanswered direct requests and is f
 })
 
 t.test('engines joining and heartbeats lost are told', async (t) => {
-  const l = new TaskLedger(new MemoryTaskStore(), silentLogger, () => NOW)
+  const l = new TaskLedger(new MemoryTaskStore(), silentLogger, new FakeClock(NOW))
   const events: ControllerEvent[] = []
   l.events.on((e) => events.push(e))
   l.engineJoined(A, true)
@@ -236,9 +237,12 @@ t.test('a missing record (culled or purged) is not worth a warning', async (t) =
 })
 
 t.test('with no listener, no event is built (the function descriptor is not even parsed)', async (t) => {
-  const l = new TaskLedger(new MemoryTaskStore(), silentLogger, () => {
-    throw new Error('the clock was read')
-  })
+  class UnreadClock extends FakeClock {
+    override now(): number {
+      throw new Error('the clock was read')
+    }
+  }
+  const l = new TaskLedger(new MemoryTaskStore(), silentLogger, new UnreadClock())
   l.engineJoined(A, false)
   l.submitted(request('t1', [Buffer.from('{not json'), Buffer.alloc(1)]), 'task')
   l.assigned('t1', A.uuid)

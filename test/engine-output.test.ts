@@ -1,47 +1,26 @@
 import t from 'tap'
 import type { Header } from '../src/protocol/messages.js'
-import type { Timers } from '../src/engine/timers.js'
 import { OutputBuffer } from '../src/engine/output.js'
-
-class ManualTimeouts implements Timers {
-  pending = new Map<number, () => void>()
-  private next = 1
-  setTimeout(callback: () => void): unknown {
-    const id = this.next++
-    this.pending.set(id, callback)
-    return id
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number)
-  }
-  setInterval(): unknown {
-    throw new Error('not used')
-  }
-  clearInterval(): void {}
-  fire(): void {
-    const callbacks = [...this.pending.values()]
-    this.pending.clear()
-    for (const c of callbacks) c()
-  }
-}
+import { FakeClock } from './helpers/fake-clock.js'
 
 const header = (msgId: string): Header => ({ msg_id: msgId, msg_type: 'apply_request', username: 'u', session: 's', date: '', version: '5.3' })
 
 function setup(maxChars = 1000) {
-  const timers = new ManualTimeouts()
+  const clock = new FakeClock()
   const published: [string, string, string][] = []
-  const buffer = new OutputBuffer((parent, name, text) => published.push([parent.msg_id, name, text]), 50, maxChars, timers)
-  return { timers, published, buffer }
+  const buffer = new OutputBuffer((parent, name, text) => published.push([parent.msg_id, name, text]), 50, maxChars, clock)
+  return { clock, published, buffer }
 }
 
 t.test('text of one stream of one task is joined until the delay passes', async (t) => {
-  const { timers, published, buffer } = setup()
+  const { clock, published, buffer } = setup()
   const a = header('a')
   buffer.write(a, 'stdout', 'one\n')
+  clock.advance(49)
   buffer.write(a, 'stdout', 'two\n')
   t.same(published, [])
-  timers.fire()
-  t.same(published, [['a', 'stdout', 'one\ntwo\n']])
+  clock.advance(1)
+  t.same(published, [['a', 'stdout', 'one\ntwo\n']], '50 ms after the first write')
 })
 
 t.test('a change of stream or task flushes first, keeping order', async (t) => {
@@ -62,20 +41,20 @@ t.test('reaching maxChars publishes at once', async (t) => {
 })
 
 t.test('flush with nothing pending publishes nothing and cancels the timer', async (t) => {
-  const { timers, published, buffer } = setup()
+  const { clock, published, buffer } = setup()
   buffer.write(header('a'), 'stdout', 'x')
   buffer.flush()
   buffer.flush()
-  t.equal(timers.pending.size, 0)
+  t.same(clock.pending(), [])
   t.equal(published.length, 1)
 })
 
 t.test('a tracked task\'s stream messages are counted for its reply, then forgotten', async (t) => {
-  const { timers, published, buffer } = setup()
+  const { clock, published, buffer } = setup()
   const a = header('a')
   buffer.track(a)
   buffer.write(a, 'stdout', 'one\n')
-  timers.fire()
+  clock.advance(50)
   buffer.write(a, 'stderr', 'two\n')
   buffer.write(a, 'stdout', 'three\n')
   t.equal(buffer.finish(a), 3, 'everything pending is published first, then counted')

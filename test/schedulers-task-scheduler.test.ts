@@ -5,13 +5,14 @@ import { leastload, lru } from '../src/schedulers/schemes.js'
 import { TaskScheduler, type SchedulerHost, type Task } from '../src/schedulers/task-scheduler.js'
 import type { Header } from '../src/protocol/messages.js'
 import { PackedFrames } from '../src/protocol/frames.js'
+import { FakeClock } from './helpers/fake-clock.js'
 
-/** A host that records what the scheduler does and runs timers only when told. */
+/** A host that records what the scheduler does, on a fake clock that moves only when told. */
 function fakeHost() {
   const sent: [string, string][] = []
   const forwarded: [string, string][] = []
   const failed: [string, string][] = []
-  const timers: { fn: () => void; ms: number; cleared: boolean }[] = []
+  const clock = new FakeClock()
   let unreachable = new Set<string>()
   const host: SchedulerHost = {
     sendToEngine: (uuid, task, undeliverable) => {
@@ -22,20 +23,10 @@ function fakeHost() {
     failTask: (task, ename) => failed.push([task.msgId, ename]),
     taskAssigned: () => {},
     taskRequeued: () => {},
-    setTimer: (fn, ms) => {
-      const timer = { fn, ms, cleared: false }
-      timers.push(timer)
-      return timer
-    },
-    clearTimer: (h) => {
-      ;(h as { cleared: boolean }).cleared = true
-    },
+    clock,
     log: silentLogger,
   }
-  const fire = (): void => {
-    for (const timer of timers.splice(0)) if (!timer.cleared) timer.fn()
-  }
-  return { host, sent, forwarded, failed, fire, setUnreachable: (s: string[]) => (unreachable = new Set(s)) }
+  return { host, sent, forwarded, failed, clock, setUnreachable: (s: string[]) => (unreachable = new Set(s)) }
 }
 
 let n = 0
@@ -112,8 +103,9 @@ t.test('a dead engine\'s tasks fail with EngineError after the grace period, or 
   const lost = task()
   s.submit(lost)
   s.removeEngine('A')
+  f.clock.advance(999)
   t.same(f.failed, [], 'not before the grace period')
-  f.fire()
+  f.clock.advance(1)
   t.same(f.failed, [[lost.msgId, 'EngineError']])
 
   const g = fakeHost()
@@ -124,7 +116,7 @@ t.test('a dead engine\'s tasks fail with EngineError after the grace period, or 
   r.submit(retried)
   const first = g.sent[0]?.[1] as string
   r.removeEngine(first)
-  g.fire()
+  g.clock.advance(1000)
   t.same(g.failed, [])
   t.same(g.sent[1], [retried.msgId, first === 'A' ? 'B' : 'A'], 'retried on the other engine')
 })
@@ -152,8 +144,12 @@ t.test('timeout bounds only the wait in the scheduler', async (t) => {
   s.addEngine('A', 'javascript')
   s.submit(placed)
   s.submit(waiting)
-  f.fire()
+  f.clock.advance(9)
+  t.same(f.failed, [])
+  f.clock.advance(1)
   t.same(f.failed, [[waiting.msgId, 'TaskTimeout']])
+  f.clock.advance(1000)
+  t.same(f.failed, [[waiting.msgId, 'TaskTimeout']], 'the placed task has no timer')
 })
 
 t.test('an unreachable engine gets the task back; it is placed again later', async (t) => {
@@ -165,7 +161,9 @@ t.test('an unreachable engine gets the task back; it is placed again later', asy
   s.submit(x)
   t.equal(s.queueLength, 1)
   f.setUnreachable([])
-  f.fire()
+  f.clock.advance(49)
+  t.same(f.sent, [])
+  f.clock.advance(1)
   t.same(f.sent, [[x.msgId, 'A']])
 })
 
@@ -285,11 +283,14 @@ t.test('a task re-queued for a retry gets a fresh timeout and cannot wait foreve
   s.submit(busy)
   const x = task({ retries: 1, timeoutMs: 100 })
   s.submit(x) // waits behind busy, with a timer
+  f.clock.advance(60)
   s.engineReply('A', busy.msgId, ok, []) // x is placed on A; its timer is cleared
   t.equal(f.sent.at(-1)?.[0], x.msgId)
   s.engineReply('A', x.msgId, { status: 'error', dependenciesMet: true }, []) // retried; A is blacklisted: waits again
   t.equal(s.queueLength, 1)
-  f.fire()
+  f.clock.advance(99)
+  t.same(f.failed, [], 'a fresh 100 ms from the re-queue')
+  f.clock.advance(1)
   t.same(f.failed, [[x.msgId, 'TaskTimeout']])
 })
 

@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js'
 import { RateLimitedWarnings, type Logger } from '../common/log.js'
 import type { TaskStore } from './store/index.js'
 import { Outbox, closeAll, receiveLoop, type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber } from '../transport/sockets.js'
@@ -17,7 +18,7 @@ export interface SocketRoles {
 
 /**
  * The controller's sockets at work: one send queue per socket, receive loops that count and rate-limit the
- * messages they drop, redelivery to clients that are reconnecting, and the timers that die with the controller.
+ * messages they drop, and redelivery to clients that are reconnecting.
  */
 export class ChannelIo {
   /** Messages dropped because they failed verification or could not be parsed. */
@@ -26,10 +27,10 @@ export class ChannelIo {
   readonly droppedByChannel = new Map<string, number>()
   private readonly outboxes = new Map<Sending, Outbox>()
   private readonly undeliverable = new WeakMap<Frames, () => void>()
-  private readonly timers = new Set<NodeJS.Timeout>()
   private stopped = false
 
-  constructor(private readonly store: TaskStore, private readonly roles: SocketRoles, private readonly log: Logger) {}
+  /** `clock` times redelivery; its timers are the controller's, cancelled when it stops. */
+  constructor(private readonly store: TaskStore, private readonly roles: SocketRoles, private readonly log: Logger, private readonly clock: Clock) {}
 
   /**
    * Queues `frames` on `socket`; `undeliverable` runs if ZeroMQ cannot route them (a peer that is not connected).
@@ -49,7 +50,7 @@ export class ChannelIo {
 
   /** Runs `handle` for every message `socket` receives; one that throws is counted as dropped, never ends the loop. */
   loop(socket: Receiving, channel: string, handle: (frames: Frames) => void): void {
-    const drops = new RateLimitedWarnings(this.log)
+    const drops = new RateLimitedWarnings(this.log, this.clock)
     void receiveLoop(socket, handle, (error) => {
       this.droppedMessages++
       this.droppedByChannel.set(channel, (this.droppedByChannel.get(channel) ?? 0) + 1)
@@ -57,24 +58,9 @@ export class ChannelIo {
     }).catch((e: unknown) => this.log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
   }
 
-  setTimer(callback: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t)
-      callback()
-    }, ms)
-    this.timers.add(t)
-    return t
-  }
-
-  clearTimer(handle: unknown): void {
-    clearTimeout(handle as NodeJS.Timeout)
-    this.timers.delete(handle as NodeJS.Timeout)
-  }
-
-  /** Cancels the timers, lets queued messages (a shutdown_reply, say) reach ZeroMQ for up to 500 ms, then closes `sockets`. */
+  /** Stops redelivery, lets queued messages (a shutdown_reply, say) reach ZeroMQ for up to 500 ms, then closes `sockets`. */
   async stop(sockets: Iterable<AnySocket>): Promise<void> {
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
     if (this.droppedMessages > 0) {
       const byChannel = [...this.droppedByChannel].map(([channel, n]) => `${channel} ${n}`).join(', ')
       this.log.warn(`dropped ${this.droppedMessages} bad message(s) in all: ${byChannel}`)
@@ -109,6 +95,6 @@ export class ChannelIo {
       this.log.info(`dropped a reply to client ${frames[0]?.toString() ?? '?'}: not connected for 10 s (the result stays in the task records)`)
       return
     }
-    this.setTimer(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
+    this.clock.setTimeout(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
   }
 }

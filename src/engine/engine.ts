@@ -1,3 +1,4 @@
+import { realClock, type Clock } from '../common/clock.js'
 import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
@@ -15,7 +16,6 @@ import { OutputBuffer } from './output.js'
 import { register, type Registration } from './registration.js'
 import type { EngineIdentity } from './replies.js'
 import { TaskQueue, type ShellRequest } from './task-queue.js'
-import { realTimers, type Timers } from './timers.js'
 import type { OutputStream } from './worker-protocol.js'
 
 export interface EngineOptions {
@@ -30,8 +30,8 @@ export interface EngineOptions {
   registrationTimeoutMs?: number
   /** Heartbeat checks (each hb_period + 500 ms) without a ping before the engine stops; 0 = never. Default 50. */
   maxHeartbeatMisses?: number
-  /** Timers for the heartbeat watchdog and output batching; tests pass fakes. */
-  timers?: Timers
+  /** Time and timers for the heartbeat watchdog, output batching and the registration timeout; tests pass a fake. */
+  clock?: Clock
   /** The executor of tasks; default a worker_threads Executor. Tests pass fakes. */
   createRunner?: (onStrayOutput: (name: OutputStream, text: string) => void, log: Logger) => TaskRunner
 }
@@ -51,7 +51,7 @@ function fill(options: EngineOptions): Filled {
     connection, id, registrationTimeoutMs, maxHeartbeatMisses,
     log: options.log ?? createLogger('engine'),
     uuid: options.uuid ?? newSessionId(),
-    timers: options.timers ?? realTimers,
+    clock: options.clock ?? realClock,
     createRunner: options.createRunner ?? ((onStrayOutput, log) => new Executor({ log, onStrayOutput })),
   }
 }
@@ -146,14 +146,14 @@ export class Engine {
     this.uuid = options.uuid
     this.id = registration.id
     this.log = options.log
-    this.drops = new RateLimitedWarnings(options.log)
+    this.drops = new RateLimitedWarnings(options.log, options.clock)
     this.identity = { uuid: this.uuid, id: this.id }
     this.closed = new Promise((resolve) => (this.markClosed = resolve))
     this.shell = createRouter({ routingId: this.uuid, curve })
     this.control = createRouter({ routingId: this.uuid, curve })
     this.iopub = createPublisher({ curve })
     this.sockets.push(registrar, this.shell, this.control, this.iopub)
-    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.timers)
+    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.clock)
     const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
     this.tasks = new TaskQueue({
       reply: (request, content, metadata, buffers) => {
@@ -178,7 +178,7 @@ export class Engine {
       maxMisses: options.maxHeartbeatMisses,
       onFlatline: () => void this.stopWith('heartbeat'),
       log: this.log,
-      timers: options.timers,
+      clock: options.clock,
     })
   }
 
@@ -203,7 +203,7 @@ export class Engine {
       })
       registrar.connect(url)
       const registering = register({
-        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, timers: options.timers,
+        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, clock: options.clock,
       })
       registering.catch(() => {}) // when the refusal wins the race, this one fails later, unheard
       registration = await Promise.race([refused, registering])
