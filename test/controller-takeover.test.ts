@@ -7,6 +7,8 @@ import { TaskLedger } from '../src/controller/task-ledger.js'
 import type { Message } from '../src/protocol/messages.js'
 import { Session } from '../src/protocol/session.js'
 import type { Frames } from '../src/transport/sockets.js'
+import type { ControllerEvent } from '../src/controller/ledger-events.js'
+import { FakeClock } from './helpers/fake-clock.js'
 
 const KEY = 'takeover-test-key'
 const RESTORED = 'engine-restored'
@@ -19,6 +21,9 @@ interface Harness {
   requeued: { msgId: string; idents: string[] }[]
   toClient: Frames[]
   session: Session
+  /** The ledger's clock, at epoch 0. */
+  clock: FakeClock
+  events: ControllerEvent[]
 }
 
 /** A previous controller's store: `running` was given to the restored engine, `lost` to one that is gone, `queued` to none. */
@@ -31,7 +36,10 @@ function harness(): Harness {
     store.addRecord({ ...emptyRecord(msgId), header, client_uuid: 'client-1', engine_uuid: engine, queue: 'task', submitted: new Date() })
   }
   store.addRecord({ ...emptyRecord('done'), queue: 'task', completed: new Date(), engine_uuid: RESTORED, header: session.header('apply_request') })
-  const ledger = new TaskLedger(store, silentLogger)
+  const clock = new FakeClock(0)
+  const ledger = new TaskLedger(store, silentLogger, clock)
+  const events: ControllerEvent[] = []
+  ledger.events.on((e) => events.push(e))
   ledger.engineJoined({ id: 0, uuid: RESTORED, language: 'javascript' }, true)
   const requeued: Harness['requeued'] = []
   const toClient: Frames[] = []
@@ -42,7 +50,7 @@ function harness(): Harness {
     log: silentLogger,
   })
   takeover.adoptUnfinished(new Set([RESTORED]))
-  return { takeover, ledger, store, requeued, toClient, session }
+  return { takeover, ledger, store, requeued, toClient, session, clock, events }
 }
 
 function reply(h: Harness, msgId: string): { msg: Message; wire: Buffer[] } {
@@ -96,6 +104,30 @@ t.test('the orphans of an engine that leaves end with EngineError, to the client
   const sent = h.session.deserialize(h.toClient[0] ?? [])
   t.same(sent.idents.map(String), ['client-1'])
   t.equal(sent.msg.content.ename, 'EngineError')
+})
+
+t.test('the steps of a takeover, in order: adopting tells nothing, then each orphan ends once, by reply or by its engine leaving', async (t) => {
+  const h = harness()
+  t.same(h.events.map((e) => e.type), ['engine-joined'], 'adopting is not a step of a task: the previous controller told its submission')
+  const running = reply(h, 'running')
+  h.clock.advance(40)
+  t.ok(h.takeover.replied(RESTORED, 'running', running.msg, running.wire))
+  h.clock.advance(60)
+  h.takeover.engineLeft(RESTORED)
+  h.takeover.engineLeft(RESTORED)
+  t.same(h.events.slice(1).map((e) => [e.type, e.time, 'msgId' in e ? e.msgId : undefined, e.type === 'task-finished' ? e.ename : undefined]), [
+    ['task-finished', 40, 'running', undefined],
+  ], 'the engine had no orphan left when it went: nothing ends twice')
+  t.equal(h.toClient.length, 1)
+})
+
+t.test('an orphan outlived by its engine ends with EngineError at the time the engine leaves', async (t) => {
+  const h = harness()
+  h.clock.advance(250)
+  h.takeover.engineLeft(RESTORED)
+  t.same(h.events.slice(1).map((e) => [e.type, e.time, 'msgId' in e ? e.msgId : undefined]), [['task-finished', 250, 'running']])
+  t.match(h.events.at(-1), { type: 'task-finished', engineUuid: RESTORED, status: 'error', ename: 'EngineError' })
+  t.same(h.requeued.map((r) => r.msgId), ['lost', 'queued'], 'the requeued ones are the scheduler\'s now, not ended here')
 })
 
 t.test('a store that keeps nothing has nothing to take over', async (t) => {

@@ -4,12 +4,12 @@ import t, { type Test } from 'tap'
 import { silentLogger } from '../src/common/log.js'
 import { PureTaskChannel } from '../src/controller/pure-channel.js'
 import { ScheduledTaskChannel } from '../src/controller/scheduled-channel.js'
-import { MemoryTaskStore } from '../src/controller/store/index.js'
+import { MemoryTaskStore, emptyRecord } from '../src/controller/store/index.js'
 import type { TaskIo } from '../src/controller/task-channel.js'
 import { knownTaskSchemes, taskChannelOf } from '../src/controller/task-channels.js'
 import { TaskLedger } from '../src/controller/task-ledger.js'
 import type { ControllerEvent } from '../src/controller/ledger-events.js'
-import type { JsonObject } from '../src/protocol/messages.js'
+import { TASK_INVENTORY, type JsonObject } from '../src/protocol/messages.js'
 import { Session } from '../src/protocol/session.js'
 import { SchemeRegistry, leastload } from '../src/schedulers/schemes.js'
 import type { Frames } from '../src/transport/sockets.js'
@@ -36,14 +36,15 @@ interface Harness {
   engine: (uuid: string) => Session
 }
 
-function harness(t: Test): Harness {
+function harness(t: Test, store = new MemoryTaskStore()): Harness {
   const channel = new ScheduledTaskChannel({ scheme: leastload, hwm: 1, random: Math.random, strandedGraceMs: 10, maxEngineDeaths: 3 }, undefined)
   t.teardown(() => {
     channel.sockets.client.close()
     channel.sockets.engine.close()
   })
-  const clock = new FakeClock()
-  const ledger = new TaskLedger(new MemoryTaskStore(), silentLogger, clock)
+  // Epoch 0: event times read as milliseconds since the harness was made.
+  const clock = new FakeClock(0)
+  const ledger = new TaskLedger(store, silentLogger, clock)
   const events: ControllerEvent[] = []
   ledger.events.on((e) => events.push(e))
   const h: Harness = {
@@ -171,6 +172,147 @@ t.test('a resubmitted task runs with no client to answer; its result stays in th
   h.loops.get('task (engines)')?.(answer(h, sent))
   t.same(h.toClient, [])
   t.ok(h.ledger.store.getRecord(msg.header.msg_id).completed instanceof Date)
+})
+
+/** The events of one task (or engine), as [type, time, what else matters], in order. */
+function trace(h: Harness, id: string): [string, number, string | undefined][] {
+  return h.events.flatMap((e): [string, number, string | undefined][] => {
+    if ('msgId' in e ? e.msgId !== id : e.engineUuid !== id) return []
+    const detail = e.type === 'task-assigned' ? e.engineUuid : e.type === 'task-requeued' ? `${e.why} on ${e.engineUuid}` : e.type === 'task-finished' ? `${e.status}${e.ename ? ` ${e.ename}` : ''}` : undefined
+    return [[e.type, e.time, detail]]
+  })
+}
+
+/** What the hub does when an engine goes: the ledger forgets it, then the channel hears of it. */
+function engineLeaves(h: Harness, uuid: string): void {
+  h.ledger.engineLeft({ id: uuid === A ? 0 : 1, uuid, language: 'javascript' }, 'heartbeat stopped')
+  h.channel.engineLeft(uuid)
+}
+
+t.test('a task that waits past its timeout ends with TaskTimeout at exactly that time, to its client and the records', async (t) => {
+  const h = harness(t)
+  submit(h)
+  submit(h) // both engines are full (hwm 1)
+  h.clock.advance(1000)
+  const msgId = submit(h, { timeout: 0.5 })
+  h.clock.advance(499)
+  t.same(h.toClient, [])
+  t.same([...h.ledger.unassigned], [msgId])
+  h.clock.advance(1)
+  t.equal(h.toClient.length, 1)
+  const reply = h.client.deserialize(h.toClient[0] ?? []).msg
+  t.equal(reply.parent_header.msg_id, msgId)
+  t.match(reply.content, { status: 'error', ename: 'TaskTimeout' })
+  t.notOk(h.ledger.isPending(msgId))
+  t.same([...h.ledger.unassigned], [])
+  t.match(h.ledger.store.getRecord(msgId).result_content, { ename: 'TaskTimeout' })
+  t.same(trace(h, msgId), [['task-submitted', 1000, undefined], ['task-finished', 1500, 'error TaskTimeout']])
+  h.clock.advance(60_000)
+  t.equal(h.toClient.length, 1, 'it ends once')
+})
+
+t.test('the timeout bounds only the wait: a task placed on an engine runs as long as it takes', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h, { timeout: 0.5 })
+  h.clock.advance(60_000)
+  t.same(h.toClient, [])
+  h.loops.get('task (engines)')?.(answer(h, h.toEngines[0]?.frames ?? []))
+  t.match(h.client.deserialize(h.toClient[0] ?? []).msg.content, { status: 'ok' })
+  t.same(trace(h, msgId).map(([type, time]) => [type, time]), [['task-submitted', 0], ['task-assigned', 0], ['task-finished', 60_000]])
+})
+
+t.test('the task of an engine that dies ends with EngineError once the grace period for late replies is over', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h)
+  const engine = h.toEngines[0]?.frames[0]?.toString() ?? ''
+  h.clock.advance(5)
+  engineLeaves(h, engine)
+  h.clock.advance(9)
+  t.same(h.toClient, [], 'not within the grace period (10 ms)')
+  h.clock.advance(1)
+  const reply = h.client.deserialize(h.toClient[0] ?? []).msg
+  t.match(reply.content, { status: 'error', ename: 'EngineError', evalue: `Engine ${engine} died while running task ${msgId}` })
+  t.match(reply.metadata, { engine, status: 'error' })
+  t.same(trace(h, msgId), [['task-submitted', 0, undefined], ['task-assigned', 0, engine], ['task-finished', 15, 'error EngineError']])
+  t.same(trace(h, engine).map(([type, time]) => [type, time]), [['engine-left', 5]])
+  t.notOk(h.ledger.isPending(msgId))
+})
+
+t.test('a dead engine\'s task with retries runs again on another engine when the grace period is over', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h, { retries: 1 })
+  const first = h.toEngines[0]?.frames[0]?.toString() ?? ''
+  const other = first === A ? B : A
+  engineLeaves(h, first)
+  h.clock.advance(10)
+  const second = h.toEngines[1]?.frames ?? []
+  t.equal(second[0]?.toString(), other)
+  h.clock.advance(5)
+  h.loops.get('task (engines)')?.(answer(h, second))
+  t.equal(h.toClient.length, 1)
+  t.same(trace(h, msgId), [
+    ['task-submitted', 0, undefined], ['task-assigned', 0, first],
+    ['task-requeued', 10, `engine-lost on ${first}`], ['task-assigned', 10, other],
+    ['task-finished', 15, 'ok'],
+  ])
+})
+
+t.test('a dead engine\'s reply that arrives within the grace period still reaches the client, and nothing fails later', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h)
+  const sent = h.toEngines[0]?.frames ?? []
+  engineLeaves(h, sent[0]?.toString() ?? '')
+  h.clock.advance(5)
+  h.loops.get('task (engines)')?.(answer(h, sent))
+  h.clock.advance(1000)
+  t.equal(h.toClient.length, 1)
+  t.match(h.client.deserialize(h.toClient[0] ?? []).msg.content, { status: 'ok' })
+  t.same(trace(h, msgId).map(([type, time]) => [type, time]), [['task-submitted', 0], ['task-assigned', 0], ['task-finished', 5]])
+})
+
+t.test('an undeliverable task is offered again 50 ms later', async (t) => {
+  const h = harness(t)
+  const msgId = submit(h)
+  const first = h.toEngines[0]
+  first?.undeliverable?.()
+  t.same([...h.ledger.unassigned], [msgId])
+  h.clock.advance(49)
+  t.equal(h.toEngines.length, 1)
+  h.clock.advance(1)
+  t.equal(h.toEngines.length, 2)
+  const engine = first?.frames[0]?.toString()
+  t.same(trace(h, msgId).slice(0, 3), [['task-submitted', 0, undefined], ['task-assigned', 0, engine], ['task-requeued', 0, `undeliverable on ${engine}`]])
+  t.match(trace(h, msgId)[3], ['task-assigned', 50])
+})
+
+t.test('--restore through the channel: an orphan waits for its engine, the rest is scheduled again, and the engine\'s inventory sends back what it never got', async (t) => {
+  // The previous controller's store: `running` went to A, `queued` to no engine; both unfinished.
+  const store = new MemoryTaskStore()
+  const previous = new Session({ key: KEY })
+  for (const [msgId, engine] of [['running', A], ['queued', null]] as const) {
+    const msg = previous.msg('apply_request', {}, { metadata: { language: 'javascript' }, buffers: [Buffer.from('{}')] })
+    msg.header.msg_id = msgId
+    store.addRecord({ ...emptyRecord(msgId), header: msg.header, metadata: msg.metadata, content: msg.content, buffers: msg.buffers, client_uuid: CLIENT.toString(), engine_uuid: engine, queue: 'task', submitted: new Date() })
+  }
+  const h = harness(t, store)
+  h.channel.adoptUnfinished(new Set([A]))
+  t.same(h.toEngines.map((s) => h.engine(s.frames[0]?.toString() ?? '').deserialize(s.frames.slice(1)).msg.header.msg_id), ['queued'], 'only the task of no engine is scheduled again')
+  t.ok(h.ledger.isPending('running'))
+  t.same(store.findRecords({ msg_id: 'queued' }).length, 1, 'recorded once: it was already')
+
+  // A says it holds nothing: `running` never reached it, so it goes back to the scheduler too.
+  const inventory = h.engine(A).msg(TASK_INVENTORY, { msg_ids: [] })
+  h.loops.get('task (engines)')?.(h.engine(A).serialize(inventory, [Buffer.from(A)]))
+  t.equal(h.toEngines.length, 2)
+  const rerun = h.toEngines[1]?.frames ?? []
+  t.equal(h.engine(A).deserialize(rerun.slice(1)).msg.header.msg_id, 'running')
+  t.same(rerun.slice(1, 2).map(String), [CLIENT.toString()], 'its reply goes to the submitting client\'s identity')
+
+  h.loops.get('task (engines)')?.(answer(h, rerun))
+  t.equal(h.client.deserialize(h.toClient[0] ?? []).msg.parent_header.msg_id, 'running')
+  t.notOk(h.ledger.isPending('running'))
+  t.same(trace(h, 'running').map(([type]) => type), ['task-submitted', 'task-assigned', 'task-finished'], 'this controller\'s observers see it enter when it goes back to the scheduler')
+  t.same(store.findRecords({ msg_id: 'running' }).length, 1, 'and it is not recorded again')
 })
 
 t.test('the scheme name chooses the channel; an unknown one lists every known name, pure included', async (t) => {

@@ -113,6 +113,40 @@ t.test('a re-queued task leaves its engine and waits again, then lands on anothe
   t.same(events[2], { type: 'task-requeued', time: NOW, msgId: 't1', engineUuid: A.uuid, why: 'failed' })
 })
 
+t.test('a task\'s whole life, step by step: the state after each step, and each event at the time it happened', async (t) => {
+  const clock = new FakeClock(NOW)
+  const l = new TaskLedger(new MemoryTaskStore(), silentLogger, clock)
+  l.engineJoined(A, false)
+  l.engineJoined(B, false)
+  const events: [string, number][] = []
+  l.events.on((e) => events.push([e.type, e.time - NOW]))
+  const state = (): { unassigned: string[]; a: string[]; b: string[]; completed: [number, number]; pending: boolean } => ({
+    unassigned: [...l.unassigned], a: queues(l, A).tasks, b: queues(l, B).tasks, completed: [queues(l, A).completed, queues(l, B).completed], pending: l.isPending('t1'),
+  })
+  const steps: [string, ReturnType<typeof state>][] = []
+  const step = (name: string, ms: number, act: () => void): void => {
+    clock.advance(ms)
+    act()
+    steps.push([name, state()])
+  }
+  const busy: Message = { header: header('io-1', 'status'), parent_header: header('t1'), metadata: {}, content: { execution_state: 'busy' }, buffers: [] }
+  step('submitted', 0, () => l.submitted(request('t1'), 'task'))
+  step('assigned to A', 5, () => l.assigned('t1', A.uuid))
+  step('started', 1, () => l.output(busy))
+  step('failed on A, re-queued', 20, () => l.requeued('t1', A.uuid, 'failed'))
+  step('assigned to B', 3, () => l.assigned('t1', B.uuid))
+  step('finished on B', 30, () => l.finished(reply('t1'), B.uuid, true))
+  t.same(steps, [
+    ['submitted', { unassigned: ['t1'], a: [], b: [], completed: [0, 0], pending: true }],
+    ['assigned to A', { unassigned: [], a: ['t1'], b: [], completed: [0, 0], pending: true }],
+    ['started', { unassigned: [], a: ['t1'], b: [], completed: [0, 0], pending: true }],
+    ['failed on A, re-queued', { unassigned: ['t1'], a: [], b: [], completed: [0, 0], pending: true }],
+    ['assigned to B', { unassigned: [], a: [], b: ['t1'], completed: [0, 0], pending: true }],
+    ['finished on B', { unassigned: [], a: [], b: [], completed: [0, 1], pending: false }],
+  ])
+  t.same(events, [['task-submitted', 0], ['task-assigned', 5], ['task-started', 6], ['task-requeued', 26], ['task-assigned', 29], ['task-finished', 59]])
+})
+
 t.test('a task assigned again without a re-queue is held by its latest engine only', async (t) => {
   const { ledger: l } = ledger()
   l.submitted(request('t1'), 'task')
