@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import type { TaskStore } from './store/index.js'
 import { SocketGroup, type Receiving, type Sending } from '../transport/socket-group.js'
@@ -15,19 +16,27 @@ export interface SocketRoles {
 
 /**
  * The controller's sockets at work: their socket group (a send queue each, receive loops that count and rate-limit
- * the messages they drop, a bounded drain on stop), durable sends, redelivery to clients that are reconnecting, and
- * the timers that die with the controller.
+ * the messages they drop, a bounded drain on stop), durable sends, and redelivery (on the controller's clock) to
+ * clients that are reconnecting.
  */
 export class ChannelIo {
   private readonly sockets: SocketGroup
   private readonly undeliverable = new WeakMap<Frames, () => void>()
-  private readonly timers = new Set<NodeJS.Timeout>()
   private stopped = false
 
-  /** `sockets`: every socket the controller closes on stop, by the name its logs and drop counts use. */
-  constructor(private readonly store: TaskStore, private readonly roles: SocketRoles, private readonly log: Logger, sockets: Iterable<readonly [string, AnySocket]>) {
+  /**
+   * `clock` times redelivery; its timers are the controller's, cancelled when it stops. `sockets`: every socket the
+   * controller closes on stop, by the name its logs and drop counts use.
+   */
+  constructor(
+    private readonly store: TaskStore,
+    private readonly roles: SocketRoles,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+    sockets: Iterable<readonly [string, AnySocket]>,
+  ) {
     // Let queued messages (a shutdown_reply, say) reach ZeroMQ for up to 500 ms on stop.
-    this.sockets = new SocketGroup({ log, drainMs: 500 })
+    this.sockets = new SocketGroup({ log, drainMs: 500, clock })
     for (const [name, socket] of sockets) this.sockets.add(name, socket, (error, failed) => this.sendFailed(name, socket as Sending, error, failed))
   }
 
@@ -57,24 +66,9 @@ export class ChannelIo {
     this.sockets.receive(socket, handle)
   }
 
-  setTimer(callback: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t)
-      callback()
-    }, ms)
-    this.timers.add(t)
-    return t
-  }
-
-  clearTimer(handle: unknown): void {
-    clearTimeout(handle as NodeJS.Timeout)
-    this.timers.delete(handle as NodeJS.Timeout)
-  }
-
-  /** Cancels the timers, then closes the sockets (after their bounded drain). */
+  /** Stops redelivery, then closes the sockets (after their bounded drain). */
   async stop(): Promise<void> {
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
     await this.sockets.close()
   }
 
@@ -101,6 +95,6 @@ export class ChannelIo {
       this.log.info(`dropped a reply to client ${frames[0]?.toString() ?? '?'}: not connected for 10 s (the result stays in the task records)`)
       return
     }
-    this.setTimer(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
+    this.clock.setTimeout(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
   }
 }

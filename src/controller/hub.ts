@@ -1,4 +1,5 @@
 import { writeFileAtomicSync } from '../common/atomic-file.js'
+import type { Clock, TimerHandle } from '../common/clock.js'
 import { errorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
@@ -14,7 +15,7 @@ export interface EngineRecord {
 }
 
 interface PendingRegistration extends EngineRecord {
-  timer: unknown
+  timer: TimerHandle
 }
 
 /** What the hub needs from the controller around it. */
@@ -26,8 +27,8 @@ export interface HubHooks {
   engineLeft(engine: EngineRecord, directPending: string[]): void
   /** A client asked the controller to shut down; the reply has been sent. */
   shutdownRequested(): void
-  setTimer(callback: () => void, ms: number): unknown
-  clearTimer(handle: unknown): void
+  /** Timers for registration timeouts and the engine state file's writes. */
+  clock: Clock
   log: Logger
 }
 
@@ -97,7 +98,7 @@ export class Hub {
     const reg = this.pending.get(uuid)
     if (!reg) return
     this.pending.delete(uuid)
-    this.hooks.clearTimer(reg.timer)
+    this.hooks.clock.clearTimeout(reg.timer)
     const engine: EngineRecord = { id: reg.id, uuid, language: reg.language }
     this.engines.set(engine.id, engine)
     this.byUuid.set(uuid, engine)
@@ -135,7 +136,7 @@ export class Hub {
     const reg = this.pending.get(uuid)
     if (reg) {
       this.pending.delete(uuid)
-      this.hooks.clearTimer(reg.timer)
+      this.hooks.clock.clearTimeout(reg.timer)
       return
     }
     const engine = this.byUuid.get(uuid)
@@ -168,7 +169,7 @@ export class Hub {
     }
     const id = this.newEngineId(typeof content.id === 'number' ? content.id : undefined)
     const language = typeof content.language === 'string' ? content.language : 'python'
-    const timer = this.hooks.setTimer(() => {
+    const timer = this.hooks.clock.setTimeout(() => {
       if (this.pending.delete(uuid)) this.hooks.log.warn(`registration of engine ${id} (${uuid}) timed out: no heartbeat seen`)
     }, this.options.registrationTimeoutMs)
     this.pending.set(uuid, { id, uuid, language, timer })
@@ -250,12 +251,12 @@ export class Hub {
     return this.nextId++
   }
 
-  private saveTimer: unknown
+  private saveTimer: TimerHandle | undefined
 
   /** Writes the engine state file soon: one write for a burst of registrations. */
   private saveEngines(): void {
     if (!this.options.enginesFile || this.saveTimer !== undefined) return
-    this.saveTimer = this.hooks.setTimer(() => {
+    this.saveTimer = this.hooks.clock.setTimeout(() => {
       this.saveTimer = undefined
       this.writeEngines()
     }, 50)

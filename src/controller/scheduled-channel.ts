@@ -74,8 +74,7 @@ export class ScheduledTaskChannel implements TaskChannel {
       failTask: (task, ename, evalue, engineUuid) => this.fail(task.clientIdents, task.header, ename, evalue, engineUuid),
       taskAssigned: (task, uuid) => ledger.assigned(task.msgId, uuid),
       taskRequeued: (task, uuid, why) => ledger.requeued(task.msgId, uuid, why),
-      setTimer: (callback, ms) => io.setTimer(callback, ms),
-      clearTimer: (handle) => io.clearTimer(handle),
+      clock: host.clock,
       log,
     }, {
       ...this.settings,
@@ -178,7 +177,7 @@ export class ScheduledTaskChannel implements TaskChannel {
   private late(engineUuid: string, msgId: string, msg: Message): void {
     // An engine sends its last replies again when it sees a controller restart; most are old news.
     if ((msg.metadata as { resent?: unknown }).resent === true) return
-    this.lateReplyWarnings ??= new RateLimitedWarnings(this.host.log)
+    this.lateReplyWarnings ??= new RateLimitedWarnings(this.host.log, this.host.clock)
     this.lateReplyWarnings.warn(`discarded a late reply to task ${msgId} from engine ${engineUuid}: the task is not pending there (the engine was given up, or the task ended otherwise); it is never delivered`)
   }
 

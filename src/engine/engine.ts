@@ -1,3 +1,4 @@
+import { realClock, type Clock } from '../common/clock.js'
 import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import { createLogger, type Logger } from '../common/log.js'
@@ -15,7 +16,6 @@ import { OutputBuffer } from './output.js'
 import { register, type Registration } from './registration.js'
 import type { EngineIdentity } from './replies.js'
 import { TaskQueue, type ShellRequest } from './task-queue.js'
-import { realTimers, type Timers } from './timers.js'
 import type { OutputStream } from './worker-protocol.js'
 
 export interface EngineOptions {
@@ -30,8 +30,8 @@ export interface EngineOptions {
   registrationTimeoutMs?: number
   /** Heartbeat checks (each hb_period + 500 ms) without a ping before the engine stops; 0 = never. Default 50. */
   maxHeartbeatMisses?: number
-  /** Timers for the heartbeat watchdog and output batching; tests pass fakes. */
-  timers?: Timers
+  /** Time and timers for the heartbeat watchdog, output batching and the registration timeout; tests pass a fake. */
+  clock?: Clock
   /** The executor of tasks; default a worker_threads Executor. Tests pass fakes. */
   createRunner?: (onStrayOutput: (name: OutputStream, text: string) => void, log: Logger) => TaskRunner
 }
@@ -51,7 +51,7 @@ function fill(options: EngineOptions): Filled {
     connection, id, registrationTimeoutMs, maxHeartbeatMisses,
     log: options.log ?? createLogger('engine'),
     uuid: options.uuid ?? newSessionId(),
-    timers: options.timers ?? realTimers,
+    clock: options.clock ?? realClock,
     createRunner: options.createRunner ?? ((onStrayOutput, log) => new Executor({ log, onStrayOutput })),
   }
 }
@@ -148,7 +148,7 @@ export class Engine {
     this.shell = sockets.add('shell', createRouter({ routingId: this.uuid, curve }))
     this.control = sockets.add('control', createRouter({ routingId: this.uuid, curve }))
     this.iopub = sockets.add('iopub', createPublisher({ curve }))
-    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.timers)
+    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.clock)
     const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
     this.tasks = new TaskQueue({
       reply: (request, content, metadata, buffers) => {
@@ -173,7 +173,7 @@ export class Engine {
       maxMisses: options.maxHeartbeatMisses,
       onFlatline: () => void this.stopWith('heartbeat'),
       log: this.log,
-      timers: options.timers,
+      clock: options.clock,
     })
   }
 
@@ -185,7 +185,7 @@ export class Engine {
     const curve = curveClient(info.curve_serverkey)
     // Replies handed to ZeroMQ may still sit in its queues when the engine stops; a short linger lets them leave.
     // One rate limit for the warnings of all its sockets keeps the log of a flooded engine short.
-    const sockets = new SocketGroup({ log, drainMs: 1000, lingerOnCloseMs: 500, dropWarnings: 'shared' })
+    const sockets = new SocketGroup({ log, drainMs: 1000, lingerOnCloseMs: 500, dropWarnings: 'shared', clock: options.clock })
     const registrar = sockets.add('registration', createDealer({ routingId: options.uuid, curve }))
     const outbox = { send: (frames: Frames) => void sockets.send(registrar, frames), drained: () => sockets.drained() }
     let registration: Registration
@@ -201,7 +201,7 @@ export class Engine {
       })
       registrar.connect(url)
       const registering = register({
-        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, timers: options.timers,
+        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, clock: options.clock,
       })
       registering.catch(() => {}) // when the refusal wins the race, this one fails later, unheard
       registration = await Promise.race([refused, registering])

@@ -2,7 +2,7 @@ import { JsParallelError, TimeoutError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { Session } from '../protocol/session.js'
 import type { Dealer, Frames } from '../transport/sockets.js'
-import { realTimers, type Timers } from './timers.js'
+import { realClock, type Clock, type TimerHandle } from '../common/clock.js'
 
 /** The controller answered the registration_request with an error (the uuid is in use, ...). */
 export class RegistrationRefused extends JsParallelError {}
@@ -24,7 +24,7 @@ export interface RegisterOptions {
   requestedId: number | undefined
   timeoutMs: number
   log: Logger
-  timers?: Timers
+  clock?: Clock
 }
 
 /**
@@ -34,14 +34,14 @@ export interface RegisterOptions {
  */
 export async function register(options: RegisterOptions): Promise<Registration> {
   const { session, socket, outbox, requestedId, timeoutMs, log } = options
-  const timers = options.timers ?? realTimers
+  const clock = options.clock ?? realClock
   const content: Record<string, unknown> = { uuid: session.session, language: 'javascript' }
   if (requestedId !== undefined) content.id = requestedId
   outbox.send(session.serialize(session.msg('registration_request', content, { metadata: { engine: session.session } })))
 
-  let timer: unknown
+  let timer: TimerHandle | undefined
   const expired = new Promise<never>((_, reject) => {
-    timer = timers.setTimeout(() => reject(new TimeoutError(
+    timer = clock.setTimeout(() => reject(new TimeoutError(
       `no registration reply from the controller within ${timeoutMs} ms; is it running, and is no other engine using uuid ${session.session}?`,
     )), timeoutMs)
   })
@@ -75,6 +75,6 @@ export async function register(options: RegisterOptions): Promise<Registration> 
     }
     throw e
   } finally {
-    timers.clearTimeout(timer)
+    clock.clearTimeout(timer)
   }
 }

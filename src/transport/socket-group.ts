@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js'
 import { JsParallelError } from '../common/errors.js'
 import { RateLimitedWarnings, type Logger } from '../common/log.js'
 import { Outbox, receiveLoop, type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber } from './sockets.js'
@@ -28,6 +29,11 @@ export interface SocketGroupOptions {
   dropWarnings?: 'per-socket' | 'shared'
   /** Whether `close()` logs how many messages were dropped, by socket, if any were. Default true. */
   dropSummaryOnClose?: boolean
+  /**
+   * The clock of the drop warnings' rate limit (default the real one). The drain in `close()` keeps Node's own
+   * timer: a part's clock may cancel its timers as it stops, and the drain must end whatever happens.
+   */
+  clock?: Clock
 }
 
 /** What to do when ZeroMQ refuses one message (an unknown peer on a ROUTER with `mandatory`). */
@@ -56,7 +62,7 @@ export class SocketGroup {
   private isClosed = false
 
   constructor(private readonly options: SocketGroupOptions) {
-    this.sharedWarnings = new RateLimitedWarnings(options.log)
+    this.sharedWarnings = new RateLimitedWarnings(options.log, options.clock)
   }
 
   /**
@@ -103,7 +109,7 @@ export class SocketGroup {
     if (member.receiving) throw new Error(`socket group: ${member.name} has a receive loop already`)
     member.receiving = true
     const { log } = this.options
-    const warnings = this.options.dropWarnings === 'shared' ? this.sharedWarnings : new RateLimitedWarnings(log)
+    const warnings = this.options.dropWarnings === 'shared' ? this.sharedWarnings : new RateLimitedWarnings(log, this.options.clock)
     receiveLoop(socket, handle, (error) => {
       this.droppedTotal++
       this.drops.set(member.name, (this.drops.get(member.name) ?? 0) + 1)
