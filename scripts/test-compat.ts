@@ -32,7 +32,10 @@ const MODULES = [
   'test_client', 'test_lbview', 'test_dependency', 'test_asyncresult', 'test_view', 'test_view_broadcast',
   'test_remotefunction', 'test_executor', 'test_magics', 'test_cluster', 'test_apps',
 ]
-/** Needs a Python Hub to turn into a Dask scheduler; fails on the stock controller here too (reference §8.3). */
+/**
+ * Needs a Python Hub to turn into a Dask scheduler (docs/ipyparallel.md, 'What is not there'); fails on the stock
+ * controller here too.
+ */
 const DESELECTED = 'not test_become_dask'
 /** pytest's exit status when `-k` left nothing to run in a module. */
 const NO_TESTS_COLLECTED = 5

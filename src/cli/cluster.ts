@@ -22,7 +22,7 @@ function pidFile(profileDir: string, clusterId: string): string {
   return join(profileDir, 'pid', `cluster${clusterId ? `-${clusterId}` : ''}.pid`)
 }
 
-export function clusterCommand(env: NodeJS.ProcessEnv): Command {
+function clusterCommand(env: NodeJS.ProcessEnv): Command {
   const program = new Command('cluster')
     .description('Start or stop a local jsparallel cluster: a controller and N engines.')
     .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')

@@ -28,7 +28,7 @@ interface ControllerFlags extends ProfileFlags {
 /** Flags ipyparallel's controller takes that are accepted and have no effect here (yet). */
 const tolerated = ['--mongodb', '--usethreads', '--log-to-file', '--debug', '--transport', '--secure', '--no-secure']
 
-export function controllerCommand(): Command {
+function controllerCommand(): Command {
   const command = new Command('controller')
     .description('Run a jsparallel controller (hub, task scheduler and relays) until interrupted.')
     .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
@@ -52,7 +52,7 @@ export function controllerCommand(): Command {
 }
 
 /** ipyparallel's port list: comma-separated ports and inclusive ranges; repeating the option adds to the list. */
-export function portList(value: string, earlier: number[]): number[] {
+function portList(value: string, earlier: number[]): number[] {
   const ports = value.split(',').flatMap((part) => {
     const [start, end] = part.split('-').map((x) => Number(x.trim()))
     const valid = (n: number | undefined): n is number => n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { Command } from 'commander'
 import { ConfigError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
+import { waitForFiles } from '../common/wait-for-files.js'
 import { Engine } from '../engine/engine.js'
 import {
   checkConnectionInfo, connectionFilePath, readConnectionFile, ENGINE_KEYS, type EngineConnectionInfo,
@@ -15,7 +16,7 @@ interface EngineFlags extends ProfileFlags {
   timeout: number
 }
 
-export function engineCommand(): Command {
+function engineCommand(): Command {
   const command = new Command('engine')
     .description('Run a jsparallel engine: register with a controller and run JavaScript tasks until shut down.')
     .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
@@ -70,9 +71,7 @@ async function loadConnection(flags: EngineFlags, env: NodeJS.ProcessEnv, timeou
   const file = flags.file ?? connectionFilePath(profileDirOf(flags, env), 'engine', clusterIdOf(flags))
   if (!existsSync(file)) {
     log.warn(`connection file ${file} not found; waiting up to ${timeoutMs / 1000} s for it to arrive`)
-    const deadline = Date.now() + timeoutMs
-    while (!existsSync(file) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
-    if (!existsSync(file)) throw new ConfigError(`connection file ${file} never arrived (waited ${timeoutMs / 1000} s); is the controller running with this profile?`)
+    if (!(await waitForFiles([file], { timeoutMs }))) throw new ConfigError(`connection file ${file} never arrived (waited ${timeoutMs / 1000} s); is the controller running with this profile?`)
   }
   return readConnectionFile<EngineConnectionInfo>(file, ENGINE_KEYS)
 }

@@ -1,14 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs'
+import { mkdirSync, openSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newSessionId } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import { TimeoutError } from '../common/errors.js'
+import { waitForFiles } from '../common/wait-for-files.js'
 import { channelUrl, connectionFilePath, readConnectionFile, CLIENT_KEYS, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
-import { Outbox, closeAll, createDealer, createSubscriber, curveClient, receiveLoop } from '../transport/sockets.js'
+import { SocketGroup } from '../transport/socket-group.js'
+import { createDealer, createSubscriber, curveClient, type Dealer } from '../transport/sockets.js'
 
 const binDir = fileURLToPath(new URL('../../../bin/', import.meta.url))
 
@@ -39,13 +41,16 @@ export class LocalCluster {
   controller: ChildProcess | undefined
   readonly engines: EngineProcess[] = []
   private session: Session | undefined
-  private readonly sockets: ReturnType<typeof createDealer | typeof createSubscriber>[] = []
-  private outbox: Outbox | undefined
+  /** Closed once the children have stopped: nothing queued then is still worth waiting for. */
+  private readonly sockets: SocketGroup
+  private query: Dealer | undefined
   private stopping = false
   private readonly registered = new Map<string, number>()
   private registrationWaiters: (() => void)[] = []
 
-  constructor(readonly options: LocalClusterOptions) {}
+  constructor(readonly options: LocalClusterOptions) {
+    this.sockets = new SocketGroup({ log: options.log, drainMs: 0 })
+  }
 
   get clientFile(): string {
     return connectionFilePath(this.options.profileDir, 'client', this.options.clusterId)
@@ -58,7 +63,12 @@ export class LocalCluster {
     this.controller.on('exit', (code, signal) => {
       if (!this.stopping) log.error(`controller exited unexpectedly (${signal ?? `code ${code}`})`)
     })
-    await this.waitFor(() => existsSync(this.clientFile) && existsSync(connectionFilePath(profileDir, 'engine', clusterId)), 'the controller to write its connection files')
+    const files = [this.clientFile, connectionFilePath(profileDir, 'engine', clusterId)]
+    const controllerExited = (): boolean => this.controller !== undefined && hasExited(this.controller)
+    if (!(await waitForFiles(files, { timeoutMs: this.options.timeoutMs, pollMs: 50, giveUp: controllerExited }))) {
+      const why = controllerExited() ? ' (the controller exited; see its log)' : ''
+      throw new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for the controller to write its connection files${why}`)
+    }
     await this.watchRegistrations()
     for (let i = 0; i < this.options.n; i++) this.startEngine()
     await this.waitFor(() => this.registered.size >= this.options.n, `${this.options.n} engines to register`)
@@ -85,8 +95,8 @@ export class LocalCluster {
     const children = [...this.engines.map((e) => e.child), ...(this.controller ? [this.controller] : [])]
     await Promise.all(this.engines.map((e) => stopChild(e.child, graceMs)))
     if (this.controller) await stopChild(this.controller, graceMs)
-    closeAll(this.sockets)
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+    await this.sockets.close()
+    for (const c of children) if (!hasExited(c)) c.kill('SIGKILL')
   }
 
   private spawnChild(bin: string, args: string[], logName: string): ChildProcess {
@@ -103,14 +113,12 @@ export class LocalCluster {
     const info = readConnectionFile<ClientConnectionInfo>(this.clientFile, CLIENT_KEYS)
     this.session = new Session({ key: info.key })
     const curve = curveClient(info.curve_serverkey)
-    const notifications = createSubscriber({ curve })
-    const query = createDealer({ curve })
-    this.sockets.push(notifications, query)
+    const notifications = this.sockets.add('notification', createSubscriber({ curve }))
+    const query = (this.query = this.sockets.add('registration', createDealer({ curve }), (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`)))
     notifications.connect(channelUrl(info.interface, info.notification, info.location))
     query.connect(channelUrl(info.interface, info.registration, info.location))
-    this.outbox = new Outbox(query, (e) => this.options.log.warn(`could not reach the controller: ${(e as Error).message}`))
     const session = this.session
-    void receiveLoop(notifications, (frames) => {
+    this.sockets.receive(notifications, (frames) => {
       const { msg } = session.deserialize(frames)
       if (msg.header.msg_type !== 'registration_notification') return
       const { id, uuid } = contentOf(msg, 'registration_notification')
@@ -120,12 +128,12 @@ export class LocalCluster {
       this.registered.set(uuid, id)
       this.options.log.info(`engine ${id} registered (pid ${engine.child.pid})`)
       for (const w of this.registrationWaiters) w()
-    }, (e) => this.options.log.warn(`bad notification: ${(e as Error).message}`))
+    })
   }
 
   private unregister(engine: EngineProcess): void {
-    if (engine.id === undefined || !this.session || !this.outbox) return
-    this.outbox.send(this.session.serialize(this.session.msg('unregistration_request', { id: engine.id })))
+    if (engine.id === undefined || !this.session || !this.query) return
+    void this.sockets.send(this.query, this.session.serialize(this.session.msg('unregistration_request', { id: engine.id })))
   }
 
   private waitFor(done: () => boolean, what: string): Promise<void> {
@@ -135,21 +143,26 @@ export class LocalCluster {
         if (done()) {
           clearInterval(poll)
           resolve()
-        } else if (Date.now() > deadline || this.controller?.exitCode !== null) {
+        } else if (Date.now() > deadline || (this.controller !== undefined && hasExited(this.controller))) {
           clearInterval(poll)
-          const why = this.controller?.exitCode !== null ? ' (the controller exited; see its log)' : ''
+          const why = this.controller !== undefined && hasExited(this.controller) ? ' (the controller exited; see its log)' : ''
           reject(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}${why}`))
         }
       }
-      // Files have no event to wait on; registrations do, but a poll covers both with one deadline.
+      // Each registration calls check at once; the poll notices the deadline and the controller's exit.
       const poll = setInterval(check, 50)
       this.registrationWaiters.push(check)
     })
   }
 }
 
+/** A child killed by a signal keeps `exitCode` null: only `signalCode` says it has gone. */
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
 function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  if (hasExited(child)) return Promise.resolve()
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
     child.once('exit', () => {

@@ -1,14 +1,14 @@
 import { existsSync } from 'node:fs'
-import { access } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ConfigError, JsParallelError } from '../common/errors.js'
 import { createLogger, type Logger } from '../common/log.js'
+import { waitForFiles } from '../common/wait-for-files.js'
 import {
   CLIENT_KEYS, checkConnectionInfo, connectionFilePath, readConnectionFile, resolveProfileDir,
   type ClientConnectionInfo, type ProfileOptions,
 } from '../protocol/connection-file.js'
 import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
+import { clientEnvironment } from './environment.js'
 import { ClientClosedError, Connection } from './connection.js'
 import { DirectView, type DirectTargets } from './direct-view.js'
 import { checkTargets, type LoadBalancedFlags } from './flags.js'
@@ -54,6 +54,8 @@ const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'conne
  * A connection to a jsparallel (or ipyparallel) controller: knows the engines and makes views that run tasks.
  * Construct it and `await client.ready`, or `await Client.connect(options)`. Close it when done (`await
  * client.close()`, or `await using client = await Client.connect()`); pending results then reject.
+ * With no options it reads the default profile's client connection file under `$IPYTHONDIR`, else `~/.jsparallel`,
+ * where `npx cluster start` puts it; `IPYTHONDIR` is the only environment variable it reads.
  */
 export class Client implements AsyncDisposable {
   /** Resolves once connected (connection_reply received, engine table filled); rejects if that fails. */
@@ -289,8 +291,9 @@ export class Client implements AsyncDisposable {
   }
 
   private connectionFile(options: ClientOptions): string {
-    // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile.
-    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, { IPYTHONDIR: process.env.IPYTHONDIR }), 'client', options.clusterId)
+    // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile
+    // (src/client/environment.ts lists what the client reads).
+    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, clientEnvironment()), 'client', options.clusterId)
   }
 
   /** The connection file's contents if it exists already (read synchronously), else undefined. */
@@ -302,15 +305,7 @@ export class Client implements AsyncDisposable {
   /** Waits up to timeoutMs for the connection file (a controller writes it once it has bound its sockets). */
   private async readFile(options: ClientOptions): Promise<ClientConnectionInfo> {
     const path = this.connectionFile(options)
-    const deadline = Date.now() + this.timeoutMs
-    while (Date.now() < deadline && !this.closing) {
-      try {
-        await access(path)
-        break
-      } catch {
-        await sleep(100)
-      }
-    }
+    await waitForFiles([path], { timeoutMs: this.timeoutMs, giveUp: () => this.closing !== undefined })
     return readConnectionFile<ClientConnectionInfo>(path, CLIENT_KEYS)
   }
 }

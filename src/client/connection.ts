@@ -8,9 +8,8 @@ import type { Message, TaskMetadata } from '../protocol/messages.js'
 import { decodeValue } from '../protocol/payload.js'
 import { engineUuidOf, parentIdOf, replyDates, replyOutcome } from '../protocol/replies.js'
 import { Session } from '../protocol/session.js'
-import {
-  closeAll, createDealer, createSubscriber, curveClient, logHandlerError, Outbox, receiveLoop, watchHandshake, type Dealer, type Frames, type Subscriber,
-} from '../transport/sockets.js'
+import { SocketGroup } from '../transport/socket-group.js'
+import { createDealer, createSubscriber, curveClient, watchHandshake, type Dealer, type Frames, type Subscriber } from '../transport/sockets.js'
 import { EngineTable } from './engines.js'
 import { Task, type MutableMetadata } from './task.js'
 
@@ -57,8 +56,9 @@ type NotificationType = 'registration_notification' | 'unregistration_notificati
  */
 export class Connection {
   readonly engines = new EngineTable()
+  /** Hands what is queued to ZeroMQ on close (a shutdown request, say), but never waits long for it. */
+  private readonly sockets: SocketGroup
   private readonly dealers: Record<Channel, Dealer>
-  private readonly outboxes: Record<Channel, Outbox>
   private readonly subs: { notification: Subscriber; iopub: Subscriber }
   private readonly requests = new Map<string, PendingRequest>()
   private readonly tasks = new Map<string, PendingTask>()
@@ -83,9 +83,10 @@ export class Connection {
     const routingId = session.session
     // With a curve_serverkey, every socket is a CurveZMQ client with one key pair made for this connection.
     const curve = curveClient(info.curve_serverkey)
-    this.dealers = {
-      query: createDealer({ routingId, curve }), mux: createDealer({ routingId, curve }), task: createDealer({ routingId, curve }), control: createDealer({ routingId, curve }),
-    }
+    // A library's close logs no summary of dropped messages (each was logged, rate-limited, when it came).
+    const sockets = (this.sockets = new SocketGroup({ log, drainMs: 1000, dropSummaryOnClose: false }))
+    const dealer = (channel: Channel): Dealer => sockets.add(channel, createDealer({ routingId, curve }))
+    this.dealers = { query: dealer('query'), mux: dealer('mux'), task: dealer('task'), control: dealer('control') }
     const registration = channelUrl(info.interface, info.registration, info.location)
     this.refusal = new Promise<never>((_, reject) => {
       this.unwatchHandshake = watchHandshake(this.dealers.query, (reason) => reject(new HandshakeRefused(
@@ -96,21 +97,16 @@ export class Connection {
     })
     this.refusal.catch(() => {}) // heard only while connect() waits
     const ports: Record<Channel, number> = { query: info.registration, mux: info.mux, task: info.task, control: info.control }
-    const onSendError = (channel: Channel) => (error: unknown) => this.log.warn(`${channel}: send failed: ${String(error)}`)
-    this.outboxes = {} as Record<Channel, Outbox>
-    for (const channel of Object.keys(ports) as Channel[]) {
-      this.dealers[channel].connect(channelUrl(info.interface, ports[channel], info.location))
-      this.outboxes[channel] = new Outbox(this.dealers[channel], onSendError(channel))
-    }
-    this.subs = { notification: createSubscriber({ curve }), iopub: createSubscriber({ curve }) }
+    for (const channel of Object.keys(ports) as Channel[]) this.dealers[channel].connect(channelUrl(info.interface, ports[channel], info.location))
+    this.subs = { notification: sockets.add('notification', createSubscriber({ curve })), iopub: sockets.add('iopub', createSubscriber({ curve })) }
     this.subs.notification.connect(channelUrl(info.interface, info.notification, info.location))
     this.subs.iopub.connect(channelUrl(info.interface, info.iopub, info.location))
-    this.listen(this.dealers.query, 'query', (f) => this.onReply(f))
-    this.listen(this.dealers.control, 'control', (f) => this.onReply(f))
-    this.listen(this.dealers.task, 'task', (f) => this.onTaskReply(f))
-    this.listen(this.dealers.mux, 'mux', (f) => this.onTaskReply(f))
-    this.listen(this.subs.notification, 'notification', (f) => this.onNotification(f))
-    this.listen(this.subs.iopub, 'iopub', (f) => this.onIopub(f))
+    sockets.receive(this.dealers.query, (f) => this.onReply(f))
+    sockets.receive(this.dealers.control, (f) => this.onReply(f))
+    sockets.receive(this.dealers.task, (f) => this.onTaskReply(f))
+    sockets.receive(this.dealers.mux, (f) => this.onTaskReply(f))
+    sockets.receive(this.subs.notification, (f) => this.onNotification(f))
+    sockets.receive(this.subs.iopub, (f) => this.onIopub(f))
   }
 
   private readonly warned = new Set<string>()
@@ -188,7 +184,7 @@ export class Connection {
         reject(new TimeoutError(`no reply to ${msgType} from ${to} within ${timeoutMs} ms`))
       }, timeoutMs)
       this.requests.set(msgId, { resolve, reject, timer, engineUuid })
-      this.outboxes[channel].send(this.session.serialize(msg, engineUuid ? [Buffer.from(engineUuid)] : []))
+      void this.sockets.send(this.dealers[channel], this.session.serialize(msg, engineUuid ? [Buffer.from(engineUuid)] : []))
     })
   }
 
@@ -210,7 +206,7 @@ export class Connection {
       if (!set) this.directByEngine.set(engineUuid, (set = new Set()))
       set.add(task.msgId)
     }
-    this.outboxes[channel].send(this.session.serialize(msg, engineUuid !== undefined ? [Buffer.from(engineUuid)] : []))
+    void this.sockets.send(this.dealers[channel], this.session.serialize(msg, engineUuid !== undefined ? [Buffer.from(engineUuid)] : []))
     return task
   }
 
@@ -229,16 +225,7 @@ export class Connection {
     this.directByEngine.clear()
     for (const { task } of tasks) task.reject(new ClientClosedError(`${error.message} before the result of task ${task.msgId} arrived`, { cause: error }))
     this.engines.failWaiters(error)
-    // Hand what is queued to ZeroMQ (a shutdown request, say), but never wait long for it.
-    let timer: NodeJS.Timeout | undefined
-    const drained = Promise.all(Object.values(this.outboxes).map((o) => o.drained()))
-    await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))])
-    clearTimeout(timer)
-    closeAll([...Object.values(this.dealers), this.subs.notification, this.subs.iopub])
-  }
-
-  private listen(socket: Dealer | Subscriber, channel: string, handle: (frames: Frames) => void): void {
-    receiveLoop(socket, handle, logHandlerError(this.log, channel)).catch((e: unknown) => this.log.error(`${channel}: receive loop ended: ${String(e)}`))
+    await this.sockets.close()
   }
 
   private onReply(frames: Frames): void {

@@ -41,7 +41,7 @@ export function moduleFunction<F extends (...args: never[]) => unknown = (...arg
   return Object.freeze({ [MODULE_FUNCTION]: true as const, module: moduleSpecifier(moduleUrl), export: exportName })
 }
 
-export function isModuleFunction(value: unknown): value is ModuleFunction {
+function isModuleFunction(value: unknown): value is ModuleFunction {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MODULE_FUNCTION] === true
 }
 
@@ -81,7 +81,7 @@ export function wrappedFunction<F extends (...args: never[]) => unknown>(descrip
   return Object.freeze({ [WRAPPED_FUNCTION]: true as const, descriptor })
 }
 
-export function isWrappedFunction(value: unknown): value is WrappedFunction {
+function isWrappedFunction(value: unknown): value is WrappedFunction {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[WRAPPED_FUNCTION] === true
 }
 

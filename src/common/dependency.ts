@@ -1,6 +1,7 @@
 /**
- * A dependency of a task on other tasks (ipyparallel's `Dependency`, reference §5.7): a set of msg ids and
- * the rule for when it is met. Shared by the client (to build the wire form) and the scheduler (to judge it).
+ * A dependency of a task on other tasks (ipyparallel's `Dependency`, docs/wire-protocol.md, 'Dependencies'): a set of
+ * msg ids and the rule for when it is met. Shared by the client (to build the wire form) and the scheduler (to judge
+ * it).
  */
 
 /** Anything that carries msg ids: an AsyncResult, an AsyncMapResult. */

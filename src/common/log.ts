@@ -1,5 +1,7 @@
 /** A small leveled logger writing one line per event to stderr; the CLIs choose the level. */
 
+import { realClock, type Clock } from './clock.js'
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 }
@@ -54,10 +56,10 @@ export class RateLimitedWarnings {
   private inWindow = 0
   private suppressed = 0
 
-  constructor(private readonly log: Logger, private readonly perWindow = 5, private readonly windowMs = 10_000, private readonly now: () => number = () => performance.now()) {}
+  constructor(private readonly log: Logger, private readonly clock: Clock = realClock, private readonly perWindow = 5, private readonly windowMs = 10_000) {}
 
   warn(message: string): void {
-    const now = this.now()
+    const now = this.clock.monotonic()
     if (now - this.windowStart >= this.windowMs) {
       if (this.suppressed > 0) this.log.warn(`(${this.suppressed} more like this were not logged in the last ${Math.round((now - this.windowStart) / 1000)} s)`)
       this.windowStart = now

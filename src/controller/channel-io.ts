@@ -1,9 +1,8 @@
-import { RateLimitedWarnings, type Logger } from '../common/log.js'
+import type { Clock } from '../common/clock.js'
+import type { Logger } from '../common/log.js'
 import type { TaskStore } from './store/index.js'
-import { Outbox, closeAll, receiveLoop, type AnySocket, type Dealer, type Frames, type Publisher, type Router, type Subscriber } from '../transport/sockets.js'
-
-type Sending = Router | Dealer | Publisher
-type Receiving = Router | Dealer | Subscriber
+import { SocketGroup, type Receiving, type Sending } from '../transport/socket-group.js'
+import type { AnySocket, Frames } from '../transport/sockets.js'
 
 /** How the controller's sockets carry traffic, beyond sending it. */
 export interface SocketRoles {
@@ -16,20 +15,35 @@ export interface SocketRoles {
 }
 
 /**
- * The controller's sockets at work: one send queue per socket, receive loops that count and rate-limit the
- * messages they drop, redelivery to clients that are reconnecting, and the timers that die with the controller.
+ * The controller's sockets at work: their socket group (a send queue each, receive loops that count and rate-limit
+ * the messages they drop, a bounded drain on stop), durable sends, and redelivery (on the controller's clock) to
+ * clients that are reconnecting.
  */
 export class ChannelIo {
-  /** Messages dropped because they failed verification or could not be parsed. */
-  droppedMessages = 0
-  /** Dropped messages by channel (the receive loop's name), for the summary logged on stop. */
-  readonly droppedByChannel = new Map<string, number>()
-  private readonly outboxes = new Map<Sending, Outbox>()
+  private readonly sockets: SocketGroup
   private readonly undeliverable = new WeakMap<Frames, () => void>()
-  private readonly timers = new Set<NodeJS.Timeout>()
   private stopped = false
 
-  constructor(private readonly store: TaskStore, private readonly roles: SocketRoles, private readonly log: Logger) {}
+  /**
+   * `clock` times redelivery; its timers are the controller's, cancelled when it stops. `sockets`: every socket the
+   * controller closes on stop, by the name its logs and drop counts use.
+   */
+  constructor(
+    private readonly store: TaskStore,
+    private readonly roles: SocketRoles,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+    sockets: Iterable<readonly [string, AnySocket]>,
+  ) {
+    // Let queued messages (a shutdown_reply, say) reach ZeroMQ for up to 500 ms on stop.
+    this.sockets = new SocketGroup({ log, drainMs: 500, clock })
+    for (const [name, socket] of sockets) this.sockets.add(name, socket, (error, failed) => this.sendFailed(name, socket as Sending, error, failed))
+  }
+
+  /** Messages dropped because they failed verification or could not be parsed. */
+  get droppedMessages(): number {
+    return this.sockets.droppedMessages
+  }
 
   /**
    * Queues `frames` on `socket`; `undeliverable` runs if ZeroMQ cannot route them (a peer that is not connected).
@@ -48,54 +62,26 @@ export class ChannelIo {
   }
 
   /** Runs `handle` for every message `socket` receives; one that throws is counted as dropped, never ends the loop. */
-  loop(socket: Receiving, channel: string, handle: (frames: Frames) => void): void {
-    const drops = new RateLimitedWarnings(this.log)
-    void receiveLoop(socket, handle, (error) => {
-      this.droppedMessages++
-      this.droppedByChannel.set(channel, (this.droppedByChannel.get(channel) ?? 0) + 1)
-      drops.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
-    }).catch((e: unknown) => this.log.error(`${channel}: receive loop ended: ${(e as Error).message}`))
+  loop(socket: Receiving, handle: (frames: Frames) => void): void {
+    this.sockets.receive(socket, handle)
   }
 
-  setTimer(callback: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t)
-      callback()
-    }, ms)
-    this.timers.add(t)
-    return t
-  }
-
-  clearTimer(handle: unknown): void {
-    clearTimeout(handle as NodeJS.Timeout)
-    this.timers.delete(handle as NodeJS.Timeout)
-  }
-
-  /** Cancels the timers, lets queued messages (a shutdown_reply, say) reach ZeroMQ for up to 500 ms, then closes `sockets`. */
-  async stop(sockets: Iterable<AnySocket>): Promise<void> {
+  /** Stops redelivery, then closes the sockets (after their bounded drain). */
+  async stop(): Promise<void> {
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
-    if (this.droppedMessages > 0) {
-      const byChannel = [...this.droppedByChannel].map(([channel, n]) => `${channel} ${n}`).join(', ')
-      this.log.warn(`dropped ${this.droppedMessages} bad message(s) in all: ${byChannel}`)
-    }
-    await Promise.race([Promise.all([...this.outboxes.values()].map((o) => o.drained())), new Promise((r) => setTimeout(r, 500))])
-    closeAll(sockets)
+    await this.sockets.close()
   }
 
   private enqueue(socket: Sending, frames: Frames, undeliverable?: () => void): void {
-    let outbox = this.outboxes.get(socket)
-    if (!outbox) {
-      outbox = new Outbox(socket, (error, failed) => {
-        const fallback = this.undeliverable.get(failed)
-        if (fallback) fallback()
-        else if (this.roles.redelivered.has(socket)) this.redeliver(socket, failed, 1)
-        else this.log.warn(`send failed: ${(error as Error).message}`)
-      })
-      this.outboxes.set(socket, outbox)
-    }
     if (undeliverable) this.undeliverable.set(frames, undeliverable)
-    outbox.send(frames)
+    void this.sockets.send(socket, frames)
+  }
+
+  private sendFailed(name: string, socket: Sending, error: unknown, failed: Frames): void {
+    const fallback = this.undeliverable.get(failed)
+    if (fallback) fallback()
+    else if (this.roles.redelivered.has(socket)) this.redeliver(socket, failed, 1)
+    else this.log.warn(`${name}: send failed: ${(error as Error).message}`)
   }
 
   /**
@@ -109,6 +95,6 @@ export class ChannelIo {
       this.log.info(`dropped a reply to client ${frames[0]?.toString() ?? '?'}: not connected for 10 s (the result stays in the task records)`)
       return
     }
-    this.setTimer(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
+    this.clock.setTimeout(() => this.enqueue(socket, frames, () => this.redeliver(socket, frames, attempt + 1)), 200)
   }
 }

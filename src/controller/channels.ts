@@ -42,12 +42,21 @@ export function createSockets(curve: Curve | undefined): ControllerSockets {
   }
 }
 
+/**
+ * Every socket of `s` by the name its logs and dropped-message counts use (a receiving socket's name is its
+ * channel's).
+ */
+export function namedSockets(s: ControllerSockets): [string, AnySocket][] {
+  return [
+    ['registration', s.registration], ['notification', s.notification], ['heartbeat (ping)', s.hbPing], ['heartbeat', s.hbPong],
+    ['mux', s.muxClient], ['mux (engines)', s.muxEngine], ['control', s.controlClient], ['control (engines)', s.controlEngine],
+    ['iopub', s.iopubEngine], ['iopub (clients)', s.iopubClient], ['broadcast', s.broadcastClient], ['broadcast (engines)', s.broadcastEngine],
+  ]
+}
+
 /** Every socket of `s`, to close. */
 export function allSockets(s: ControllerSockets): AnySocket[] {
-  return [
-    s.registration, s.notification, s.hbPing, s.hbPong, s.muxClient, s.muxEngine, s.controlClient, s.controlEngine,
-    s.iopubEngine, s.iopubClient, s.broadcastClient, s.broadcastEngine,
-  ]
+  return namedSockets(s).map(([, socket]) => socket)
 }
 
 /** The connection files a previous controller of this profile left. */

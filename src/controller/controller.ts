@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { ScopedClock } from '../common/clock.js'
 import { newKey } from '../common/ids.js'
 import {
   connectionFilePath, ensureProfileDir, removeConnectionFile, writeConnectionFile, type ClientConnectionInfo, type EngineConnectionInfo,
@@ -8,7 +9,7 @@ import { Session } from '../protocol/session.js'
 import { closeAll, type AnySocket } from '../transport/sockets.js'
 import { BroadcastRelay } from './broadcast.js'
 import { ChannelIo } from './channel-io.js'
-import { allSockets, bindChannels, createSockets, previousFiles, type ControllerSockets } from './channels.js'
+import { allSockets, bindChannels, createSockets, namedSockets, previousFiles, type ControllerSockets } from './channels.js'
 import { curveKeyFilePath, removeKeyPair, serverKeyPair, writeKeyPair } from './curve-keys.js'
 import { HeartMonitor } from './heart-monitor.js'
 import { Hub } from './hub.js'
@@ -33,9 +34,9 @@ export class Controller {
   readonly engineFile: string
   private readonly io: ChannelIo
   private readonly ledger: TaskLedger
-  private heartbeat: NodeJS.Timeout | undefined
+  /** Every timer of the controller's parts: they die with it. */
+  private readonly clock = new ScopedClock()
   private stopping: Promise<void> | undefined
-  private readonly startedAt = performance.now()
   private readonly shutdownListeners: (() => void)[] = []
   private hub!: Hub
   private monitor!: HeartMonitor
@@ -51,11 +52,12 @@ export class Controller {
   ) {
     this.clientFile = connectionFilePath(options.profileDir, 'client', options.clusterId)
     this.engineFile = connectionFilePath(options.profileDir, 'engine', options.clusterId)
+    const taskSocketNames = new Map<AnySocket, string>([[tasks.sockets.client, 'task'], [tasks.sockets.engine, 'task (engines)']])
     this.io = new ChannelIo(store, {
       durable: new Set<AnySocket>([s.muxClient, s.muxEngine, ...tasks.durable]),
       redelivered: new Set<AnySocket>([s.muxClient, tasks.sockets.client]),
-    }, options.log)
-    this.ledger = new TaskLedger(store, options.log)
+    }, options.log, this.clock, [...namedSockets(s), ...tasks.closedOnStop.map((socket) => [taskSocketNames.get(socket) ?? 'task', socket] as const)])
+    this.ledger = new TaskLedger(store, options.log, this.clock)
   }
 
   /** Binds all channels, then writes both connection files; peers may connect as soon as it resolves. */
@@ -134,15 +136,16 @@ export class Controller {
   /** Stops timers, closes every socket and removes the connection files. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      if (this.heartbeat) clearInterval(this.heartbeat)
+      this.monitor.close()
+      this.clock.cancelAll()
       this.tasks.stop()
       if (!this.options.reuse) {
         removeConnectionFile(this.clientFile)
         removeConnectionFile(this.engineFile)
         removeKeyPair(curveKeyFilePath(this.options.profileDir, this.options.clusterId))
       }
-      // Let replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
-      await this.io.stop([...allSockets(this.s), ...this.tasks.closedOnStop])
+      // Lets replies already queued (e.g. shutdown_reply) reach ZeroMQ before closing.
+      await this.io.stop()
       this.store.close()
     })()
     return this.stopping
@@ -168,7 +171,7 @@ export class Controller {
   /** Joins the parts: who tells whom about what. Each channel's traffic is read by one receive loop. */
   private wire(): void {
     const { log } = this.options
-    const { s, io, ledger, session } = this
+    const { s, io, ledger, session, clock } = this
     const { key: _k, curve_serverkey: _c, location: _l, pack: _p, unpack: _u, signature_scheme: _s, ssh: _ssh, ...engineChannels } = this.engineInfo
     const reply = (idents: Buffer[], type: string, content: object, parent?: Header, buffers?: Buffer[]): void =>
       io.send(s.registration, session.serialize(session.msg(type, content, { parent: parent ?? {}, ...(buffers ? { buffers } : {}) }), idents))
@@ -204,9 +207,8 @@ export class Controller {
         mux.engineLeft(engine, directPending)
         broadcast.engineLeft(engine.uuid)
       },
-      shutdownRequested: () => io.setTimer(() => this.shutdownListeners.forEach((l) => l()), 100),
-      setTimer: (callback, ms) => io.setTimer(callback, ms),
-      clearTimer: (handle) => io.clearTimer(handle),
+      shutdownRequested: () => clock.setTimeout(() => this.shutdownListeners.forEach((l) => l()), 100),
+      clock,
       log,
     }, {
       heartbeatPeriodMs: this.options.pingMs,
@@ -221,34 +223,32 @@ export class Controller {
         ledger.heartbeatLost(uuid)
         this.hub.unregister(uuid, 'heartbeat stopped')
       },
-      heartBack: (uuid) => log.info(`restored engine ${this.hub.engineByUuid(uuid)?.id ?? uuid} answered the heartbeat ${Math.round(performance.now() - this.startedAt)} ms after this controller started`),
-      lifetime: () => (performance.now() - this.startedAt) / 1000,
-    }, this.options.maxHeartbeatMisses)
-    this.tasks.open({ session, ledger, io, log, engineName: (uuid) => String(this.hub.engineByUuid(uuid)?.id ?? uuid) })
+      heartBack: (uuid, afterMs) => log.info(`restored engine ${this.hub.engineByUuid(uuid)?.id ?? uuid} answered the heartbeat ${Math.round(afterMs)} ms after this controller started`),
+    }, { periodMs: this.options.pingMs, maxMisses: this.options.maxHeartbeatMisses, clock })
+    this.tasks.open({ session, ledger, io, clock, log, engineName: (uuid) => String(this.hub.engineByUuid(uuid)?.id ?? uuid) })
 
-    io.loop(s.registration, 'registration', (frames) => {
+    io.loop(s.registration, (frames) => {
       const { idents, msg } = session.deserialize(frames)
       this.hub.handleQuery(idents, msg)
     })
-    io.loop(s.hbPong, 'heartbeat', (frames) => {
+    io.loop(s.hbPong, (frames) => {
       // An echo is exactly [routing id, ping payload]; one that answers no recent ping is ignored like a late one.
       const [id, payload] = frames
       if (frames.length !== 2 || !id || !payload) throw new Error(`a heartbeat echo has ${frames.length - 1} frame(s) after the routing id; 1 is expected`)
       this.monitor.pong(id.toString(), payload)
     })
-    io.loop(s.muxClient, 'mux', (frames) => mux.submitted(frames))
-    io.loop(s.muxEngine, 'mux (engines)', (frames) => mux.replied(frames))
-    io.loop(s.controlClient, 'control', (frames) => control.submitted(frames))
-    io.loop(s.controlEngine, 'control (engines)', (frames) => control.replied(frames))
-    io.loop(s.iopubEngine, 'iopub', (frames) => {
+    io.loop(s.muxClient, (frames) => mux.submitted(frames))
+    io.loop(s.muxEngine, (frames) => mux.replied(frames))
+    io.loop(s.controlClient, (frames) => control.submitted(frames))
+    io.loop(s.controlEngine, (frames) => control.replied(frames))
+    io.loop(s.iopubEngine, (frames) => {
       const { msg } = session.deserialize(frames)
       if (msg.header.msg_type === 'shutdown_reply') this.hub.unregister(msg.header.session, 'engine shut down')
       io.send(s.iopubClient, frames)
       ledger.output(msg)
     })
-    io.loop(s.broadcastClient, 'broadcast', (frames) => broadcast.submitted(frames))
-    io.loop(s.broadcastEngine, 'broadcast (engines)', (frames) => broadcast.replied(frames))
-    this.monitor.beat()
-    this.heartbeat = setInterval(() => this.monitor.beat(), this.options.pingMs)
+    io.loop(s.broadcastClient, (frames) => broadcast.submitted(frames))
+    io.loop(s.broadcastEngine, (frames) => broadcast.replied(frames))
+    this.monitor.start()
   }
 }

@@ -1,5 +1,6 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { writeFileAtomicSync } from '../common/atomic-file.js'
 import type { Logger } from '../common/log.js'
 import { isCurveKey } from '../protocol/connection-file.js'
 import { newCurveKeyPair, type CurveKeyPair } from '../transport/sockets.js'
@@ -38,10 +39,7 @@ function readKeyPair(path: string): CurveKeyPair | undefined {
 /** Writes the pair with mode 0600, atomically. */
 export function writeKeyPair(path: string, pair: CurveKeyPair): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify({ publicKey: pair.publicKey, secretKey: pair.secretKey }), { mode: 0o600 })
-  chmodSync(tmp, 0o600)
-  renameSync(tmp, path)
+  writeFileAtomicSync(path, JSON.stringify({ publicKey: pair.publicKey, secretKey: pair.secretKey }), { mode: 0o600 })
 }
 
 export function removeKeyPair(path: string): void {

@@ -1,7 +1,9 @@
+import { realClock, type Clock, type TimerHandle } from '../common/clock.js'
+
 /**
- * The controller's side of the heartbeat (reference §4.3): every period a ping goes out; engines echo it.
- * An engine whose echo is seen for the first time is a new heart (its registration completes); one that
- * misses more than `maxMisses` beats in a row has stopped. Timers and the ping are injected, so tests can
+ * The controller's side of the heartbeat (docs/wire-protocol.md, 'Heartbeat'): every period a ping goes out; engines
+ * echo it. An engine whose echo is seen for the first time is a new heart (its registration completes); one that
+ * misses more than `maxMisses` beats in a row has stopped. The clock and the ping are injected, so tests can
  * script beats without waiting.
  */
 export interface HeartMonitorHooks {
@@ -11,10 +13,16 @@ export interface HeartMonitorHooks {
   newHeart(uuid: string): void
   /** An engine missed too many beats. */
   heartFailed(uuid: string): void
-  /** An adopted engine (`--restore`) answered for the first time. */
-  heartBack?(uuid: string): void
-  /** Seconds since the monitor started: the ping payload, as ipyparallel sends it. */
-  lifetime(): number
+  /** An adopted engine (`--restore`) answered for the first time, `afterMs` after the monitor was made. */
+  heartBack?(uuid: string, afterMs: number): void
+}
+
+export interface HeartMonitorOptions {
+  /** Time between pings. */
+  periodMs: number
+  /** Beats in a row without an answer that an engine survives. */
+  maxMisses: number
+  clock?: Clock
 }
 
 export class HeartMonitor {
@@ -25,11 +33,32 @@ export class HeartMonitor {
   private readonly misses = new Map<string, number>()
   /** Adopted hearts not heard from yet. */
   private readonly unheard = new Set<string>()
+  private readonly clock: Clock
+  private readonly maxMisses: number
+  private readonly bornMs: number
+  private timer: TimerHandle | undefined
 
-  constructor(private readonly hooks: HeartMonitorHooks, private readonly maxMisses = 10) {}
+  constructor(private readonly hooks: HeartMonitorHooks, private readonly options: HeartMonitorOptions) {
+    this.clock = options.clock ?? realClock
+    this.maxMisses = options.maxMisses
+    this.bornMs = this.clock.monotonic()
+  }
+
+  /** Sends the first ping now, then beats every period until `close`. */
+  start(): void {
+    if (this.timer !== undefined) return
+    this.beat()
+    this.timer = this.clock.setInterval(() => this.beat(), this.options.periodMs)
+  }
+
+  /** Stops beating. */
+  close(): void {
+    this.clock.clearInterval(this.timer)
+    this.timer = undefined
+  }
 
   /** One period has passed: judge the last ping's answers, then send the next ping. */
-  beat(): void {
+  private beat(): void {
     for (const uuid of this.hearts) {
       if (this.responders.has(uuid)) {
         this.misses.delete(uuid)
@@ -41,7 +70,8 @@ export class HeartMonitor {
     }
     this.responders.clear()
     this.previous = this.current
-    this.current = Buffer.from(String(this.hooks.lifetime()))
+    // Seconds since the monitor started, as ipyparallel's ping payload.
+    this.current = Buffer.from(String(this.ageMs() / 1000))
     this.hooks.ping(this.current)
   }
 
@@ -50,7 +80,7 @@ export class HeartMonitor {
     if (!payload.equals(this.current) && !payload.equals(this.previous)) return
     if (payload.length === 0) return
     this.responders.add(uuid)
-    if (this.unheard.delete(uuid)) this.hooks.heartBack?.(uuid)
+    if (this.unheard.delete(uuid)) this.hooks.heartBack?.(uuid, this.ageMs())
     if (!this.hearts.has(uuid)) {
       // A new heart is reported at once rather than at the next beat: registration completes sooner.
       this.hearts.add(uuid)
@@ -75,5 +105,9 @@ export class HeartMonitor {
 
   get size(): number {
     return this.hearts.size
+  }
+
+  private ageMs(): number {
+    return this.clock.monotonic() - this.bornMs
   }
 }

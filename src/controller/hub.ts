@@ -1,4 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs'
+import { writeFileAtomicSync } from '../common/atomic-file.js'
+import type { Clock, TimerHandle } from '../common/clock.js'
 import { errorContent, ProtocolError, type ErrorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import type { EngineConnectionInfo } from '../protocol/connection-file.js'
@@ -16,7 +17,7 @@ export interface EngineRecord {
 }
 
 interface PendingRegistration extends EngineRecord {
-  timer: unknown
+  timer: TimerHandle
 }
 
 /** What the hub needs from the controller around it. */
@@ -29,8 +30,8 @@ export interface HubHooks {
   engineLeft(engine: EngineRecord, directPending: string[]): void
   /** A client asked the controller to shut down; the reply has been sent. */
   shutdownRequested(): void
-  setTimer(callback: () => void, ms: number): unknown
-  clearTimer(handle: unknown): void
+  /** Timers for registration timeouts and the engine state file's writes. */
+  clock: Clock
   log: Logger
 }
 
@@ -100,7 +101,7 @@ export class Hub {
     const reg = this.pending.get(uuid)
     if (!reg) return
     this.pending.delete(uuid)
-    this.hooks.clearTimer(reg.timer)
+    this.hooks.clock.clearTimeout(reg.timer)
     const engine: EngineRecord = { id: reg.id, uuid, language: reg.language }
     this.engines.set(engine.id, engine)
     this.byUuid.set(uuid, engine)
@@ -112,8 +113,9 @@ export class Hub {
   }
 
   /**
-   * `--restore`: the engines of the state file a previous controller left are registered at once, without a
-   * heartbeat and without notifications (reference §6.4); one that does not answer pings is unregistered as usual.
+   * `--restore`: the engines of the state file a previous controller left are registered at once, without a heartbeat
+   * and without notifications (docs/wire-protocol.md, 'Reuse and restore'); one that does not answer pings is
+   * unregistered as usual.
    */
   restoreEngines(state: SavedEngines): EngineRecord[] {
     const restored: EngineRecord[] = []
@@ -137,7 +139,7 @@ export class Hub {
     const reg = this.pending.get(uuid)
     if (reg) {
       this.pending.delete(uuid)
-      this.hooks.clearTimer(reg.timer)
+      this.hooks.clock.clearTimeout(reg.timer)
       return
     }
     const engine = this.byUuid.get(uuid)
@@ -173,7 +175,7 @@ export class Hub {
     }
     const id = this.newEngineId(content.id)
     const language = content.language ?? 'python'
-    const timer = this.hooks.setTimer(() => {
+    const timer = this.hooks.clock.setTimeout(() => {
       if (this.pending.delete(uuid)) this.hooks.log.warn(`registration of engine ${id} (${uuid}) timed out: no heartbeat seen`)
     }, this.options.registrationTimeoutMs)
     this.pending.set(uuid, { id, uuid, language, timer })
@@ -254,12 +256,12 @@ export class Hub {
     return this.nextId++
   }
 
-  private saveTimer: unknown
+  private saveTimer: TimerHandle | undefined
 
   /** Writes the engine state file soon: one write for a burst of registrations. */
   private saveEngines(): void {
     if (!this.options.enginesFile || this.saveTimer !== undefined) return
-    this.saveTimer = this.hooks.setTimer(() => {
+    this.saveTimer = this.hooks.clock.setTimeout(() => {
       this.saveTimer = undefined
       this.writeEngines()
     }, 50)
@@ -273,10 +275,9 @@ export class Hub {
       state.languages[e.uuid] = e.language
     }
     try {
-      // Written aside and renamed, so a controller killed mid-write leaves the previous state, not half of one.
-      const aside = `${this.options.enginesFile}.${process.pid}.tmp`
-      writeFileSync(aside, JSON.stringify(state))
-      renameSync(aside, this.options.enginesFile)
+      // Atomically, so a controller killed mid-write leaves the previous state, not half of one; no fsync, which
+      // would stall the event loop at every registration and guards only against the machine losing power.
+      writeFileAtomicSync(this.options.enginesFile, JSON.stringify(state), { fsync: false })
     } catch (e) {
       this.hooks.log.warn(`could not write ${this.options.enginesFile}: ${(e as Error).message}`)
     }

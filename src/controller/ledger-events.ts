@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js'
 import { RateLimitedWarnings, type Logger } from '../common/log.js'
 import type { RequeueReason } from '../schedulers/task-scheduler.js'
 
@@ -110,8 +111,8 @@ export class ControllerEvents {
   private readonly listeners: ControllerEventListener[] = []
   private readonly failures: RateLimitedWarnings
 
-  constructor(log: Logger) {
-    this.failures = new RateLimitedWarnings(log)
+  constructor(log: Logger, clock?: Clock) {
+    this.failures = new RateLimitedWarnings(log, clock)
   }
 
   /** Whether anyone listens; emitters build an event only then. */

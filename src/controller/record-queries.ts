@@ -34,9 +34,10 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?
 type Handler = (idents: Buffer[], msg: Message) => void
 
 /**
- * The query channel's result, history, db, purge and resubmit requests (reference §4.5, §4.6, §6), answered from
- * the task store and the ledger (which requests are in flight). Resubmitted copies enter through the controller
- * like any task; purging drops records of requests that have ended.
+ * The query channel's result, history, db, purge and resubmit requests (docs/wire-protocol.md, 'Results, history and
+ * record queries', 'Purge and resubmit', 'Task records'), answered from the task store and the ledger (which requests
+ * are in flight). Resubmitted copies enter through the controller like any task; purging drops records of requests
+ * that have ended.
  */
 export class RecordQueries {
   /** The query-channel requests answered here, by message type. */

@@ -14,10 +14,11 @@ export interface DirectRelayHooks {
 }
 
 /**
- * A ROUTER-ROUTER relay with identity swap (reference §1.3), for the mux and control channels: `[client, engine,
- * msg]` in from a client goes out as `[engine, client, msg]`, and the engine's answer comes back the same way.
- * The frames pass unchanged (still signed by their sender). Given a ledger (mux), every request and reply is
- * recorded; a request for an engine that is not connected is answered here with an EngineError.
+ * A ROUTER-ROUTER relay with identity swap (docs/wire-protocol.md, 'Routing identities and relays'), for the mux and
+ * control channels: `[client, engine, msg]` in from a client goes out as `[engine, client, msg]`, and the engine's
+ * answer comes back the same way. The frames pass unchanged (still signed by their sender). Given a ledger (mux),
+ * every request and reply is recorded; a request for an engine that is not connected is answered here with an
+ * EngineError.
  */
 export class DirectRelay {
   constructor(private readonly session: Session, private readonly hooks: DirectRelayHooks, private readonly ledger?: TaskLedger) {}

@@ -76,8 +76,7 @@ export class ScheduledTaskChannel implements TaskChannel {
       failTask: (task, ename, evalue, engineUuid) => this.fail(task.clientIdents, task.header, ename, evalue, engineUuid),
       taskAssigned: (task, uuid) => ledger.assigned(task.msgId, uuid),
       taskRequeued: (task, uuid, why) => ledger.requeued(task.msgId, uuid, why),
-      setTimer: (callback, ms) => io.setTimer(callback, ms),
-      clearTimer: (handle) => io.clearTimer(handle),
+      clock: host.clock,
       log,
     }, {
       ...this.settings,
@@ -89,8 +88,8 @@ export class ScheduledTaskChannel implements TaskChannel {
       engineName: (uuid) => host.engineName(uuid),
       log,
     })
-    io.loop(client, 'task', (frames) => this.submitted(frames))
-    io.loop(engine, 'task (engines)', (frames) => this.replied(frames))
+    io.loop(client, (frames) => this.submitted(frames))
+    io.loop(engine, (frames) => this.replied(frames))
   }
 
   resubmit(msg: Message): void {
@@ -178,7 +177,7 @@ export class ScheduledTaskChannel implements TaskChannel {
   private late(engineUuid: string, msgId: string, msg: Message): void {
     // An engine sends its last replies again when it sees a controller restart; most are old news.
     if (msg.metadata.resent === true) return
-    this.lateReplyWarnings ??= new RateLimitedWarnings(this.host.log)
+    this.lateReplyWarnings ??= new RateLimitedWarnings(this.host.log, this.host.clock)
     this.lateReplyWarnings.warn(`discarded a late reply to task ${msgId} from engine ${engineUuid}: the task is not pending there (the engine was given up, or the task ended otherwise); it is never delivered`)
   }
 

@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js'
 import type { Logger } from '../common/log.js'
 import type { Message } from '../protocol/messages.js'
 import type { Session } from '../protocol/session.js'
@@ -6,13 +7,15 @@ import type { ChannelIo } from './channel-io.js'
 import type { TaskLedger } from './task-ledger.js'
 
 /** The part of the controller's socket traffic a task channel uses. */
-export type TaskIo = Pick<ChannelIo, 'send' | 'loop' | 'setTimer' | 'clearTimer'>
+export type TaskIo = Pick<ChannelIo, 'send' | 'loop'>
 
 /** What a task channel uses of the controller around it. */
 export interface TaskChannelHost {
   session: Session
   ledger: TaskLedger
   io: TaskIo
+  /** The controller's time and timers (task timeouts, a dead engine's grace period). */
+  clock: Clock
   /** How logs name an engine (its id, if registered). */
   engineName(uuid: string): string
   log: Logger

@@ -1,3 +1,4 @@
+import { realClock, type Clock } from '../common/clock.js'
 import { StoreKeyError } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { contentIfValid } from '../protocol/content-readers.js'
@@ -52,27 +53,28 @@ export class TaskLedger {
    */
   private readonly streams = new Map<string, { stdout: string; stderr: string }>()
 
-  constructor(readonly store: TaskStore, private readonly log: Logger, private readonly now: () => number = Date.now) {
-    this.events = new ControllerEvents(log)
+  /** `clock` gives the events' times (wall clock). */
+  constructor(readonly store: TaskStore, private readonly log: Logger, private readonly clock: Clock = realClock) {
+    this.events = new ControllerEvents(log, clock)
   }
 
   // Engines.
 
   engineJoined(engine: LedgerEngine, restored: boolean): void {
     this.engines.set(engine.uuid, { queue: new Set(), tasks: new Set(), completed: 0 })
-    if (this.events.listening) this.events.emit({ type: 'engine-joined', time: this.now(), engineId: engine.id, engineUuid: engine.uuid, language: engine.language, restored })
+    if (this.events.listening) this.events.emit({ type: 'engine-joined', time: this.clock.now(), engineId: engine.id, engineUuid: engine.uuid, language: engine.language, restored })
   }
 
   /** An engine is gone; returns the direct (mux) requests it had not answered. */
   engineLeft(engine: LedgerEngine, why: string): string[] {
     const direct = [...(this.engines.get(engine.uuid)?.queue ?? [])]
     this.engines.delete(engine.uuid)
-    if (this.events.listening) this.events.emit({ type: 'engine-left', time: this.now(), engineId: engine.id, engineUuid: engine.uuid, why })
+    if (this.events.listening) this.events.emit({ type: 'engine-left', time: this.clock.now(), engineId: engine.id, engineUuid: engine.uuid, why })
     return direct
   }
 
   heartbeatLost(engineUuid: string): void {
-    if (this.events.listening) this.events.emit({ type: 'heartbeat-lost', time: this.now(), engineUuid })
+    if (this.events.listening) this.events.emit({ type: 'heartbeat-lost', time: this.clock.now(), engineUuid })
   }
 
   // Requests.
@@ -100,7 +102,7 @@ export class TaskLedger {
     }
     if (this.events.listening) {
       this.events.emit({
-        type: 'task-submitted', time: this.now(), msgId, queue, engineUuid, client: header.session, msgType: header.msg_type,
+        type: 'task-submitted', time: this.clock.now(), msgId, queue, engineUuid, client: header.session, msgType: header.msg_type,
         functionName: functionNameOf(msg.buffers), bytes: byteLength(msg.buffers),
       })
     }
@@ -117,14 +119,14 @@ export class TaskLedger {
     this.forgetOnEngines(msgId)
     this.engines.get(engineUuid)?.tasks.add(msgId)
     this.write(msgId, () => this.store.updateRecord(msgId, { engine_uuid: engineUuid }))
-    if (this.events.listening) this.events.emit({ type: 'task-assigned', time: this.now(), msgId, engineUuid })
+    if (this.events.listening) this.events.emit({ type: 'task-assigned', time: this.clock.now(), msgId, engineUuid })
   }
 
   /** A load-balanced task left `engineUuid` unfinished and waits to be given to another. */
   requeued(msgId: string, engineUuid: string, why: RequeueReason): void {
     this.engines.get(engineUuid)?.tasks.delete(msgId)
     this.waiting.add(msgId)
-    if (this.events.listening) this.events.emit({ type: 'task-requeued', time: this.now(), msgId, engineUuid, why })
+    if (this.events.listening) this.events.emit({ type: 'task-requeued', time: this.clock.now(), msgId, engineUuid, why })
   }
 
   /**
@@ -156,7 +158,7 @@ export class TaskLedger {
     if (this.events.listening) {
       const outcome = replyOutcome(reply.content)
       this.events.emit({
-        type: 'task-finished', time: this.now(), msgId, engineUuid: engine, status: outcome.status,
+        type: 'task-finished', time: this.clock.now(), msgId, engineUuid: engine, status: outcome.status,
         ename: outcome.status === 'error' ? outcome.error.ename : undefined,
         started: started?.getTime(), completed: completed.getTime(), bytes: byteLength(reply.buffers),
       })
@@ -188,7 +190,7 @@ export class TaskLedger {
       case 'status': {
         const state = contentIfValid(msg, 'status')?.execution_state
         if (state === 'idle') this.streams.delete(msgId)
-        else if (state === 'busy' && this.events.listening && this.pending.has(msgId)) this.events.emit({ type: 'task-started', time: this.now(), msgId })
+        else if (state === 'busy' && this.events.listening && this.pending.has(msgId)) this.events.emit({ type: 'task-started', time: this.clock.now(), msgId })
         return
       }
       case 'error':

@@ -1,14 +1,15 @@
+import { realClock, type Clock } from '../common/clock.js'
 import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
-import { RateLimitedWarnings, createLogger, type Logger } from '../common/log.js'
+import { createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
 import type { ContentMap, MsgType, ShutdownReplyContent } from '../protocol/catalogue.js'
 import { contentOf } from '../protocol/content-readers.js'
 import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
+import { SocketGroup, type Sending } from '../transport/socket-group.js'
 import {
-  Outbox, closeAll, createDealer, createPublisher, createRouter, createSubscriber, curveClient, receiveLoop, watchHandshake,
-  type AnySocket, type Curve, type Dealer, type Frames, type Publisher, type Router, type Subscriber,
+  createDealer, createPublisher, createRouter, createSubscriber, curveClient, watchHandshake, type Curve, type Dealer, type Frames, type Publisher, type Router,
 } from '../transport/sockets.js'
 import { Executor, type TaskRunner } from './executor.js'
 import { HeartbeatWatchdog } from './heartbeat.js'
@@ -17,7 +18,6 @@ import { OutputBuffer } from './output.js'
 import { register, type Registration } from './registration.js'
 import type { EngineIdentity } from './replies.js'
 import { TaskQueue, type ShellRequest } from './task-queue.js'
-import { realTimers, type Timers } from './timers.js'
 import type { OutputStream } from './worker-protocol.js'
 
 export interface EngineOptions {
@@ -32,8 +32,8 @@ export interface EngineOptions {
   registrationTimeoutMs?: number
   /** Heartbeat checks (each hb_period + 500 ms) without a ping before the engine stops; 0 = never. Default 50. */
   maxHeartbeatMisses?: number
-  /** Timers for the heartbeat watchdog and output batching; tests pass fakes. */
-  timers?: Timers
+  /** Time and timers for the heartbeat watchdog, output batching and the registration timeout; tests pass a fake. */
+  clock?: Clock
   /** The executor of tasks; default a worker_threads Executor. Tests pass fakes. */
   createRunner?: (onStrayOutput: (name: OutputStream, text: string) => void, log: Logger) => TaskRunner
 }
@@ -53,7 +53,7 @@ function fill(options: EngineOptions): Filled {
     connection, id, registrationTimeoutMs, maxHeartbeatMisses,
     log: options.log ?? createLogger('engine'),
     uuid: options.uuid ?? newSessionId(),
-    timers: options.timers ?? realTimers,
+    clock: options.clock ?? realClock,
     createRunner: options.createRunner ?? ((onStrayOutput, log) => new Executor({ log, onStrayOutput })),
   }
 }
@@ -73,16 +73,11 @@ export class Engine {
   /** Resolves once the engine has stopped and closed its sockets, whatever the reason. */
   readonly closed: Promise<void>
   stopReason: StopReason | undefined
-  /** Messages dropped because they failed verification or could not be parsed. */
-  droppedMessages = 0
-  private readonly drops: RateLimitedWarnings
   private markClosed!: () => void
   private stopping: Promise<void> | undefined
   private lastParent: Header | undefined
   private readonly log: Logger
   private readonly identity: EngineIdentity
-  private readonly outboxes = new Map<AnySocket, Outbox>()
-  private readonly sockets: AnySocket[] = []
   private readonly shell: Router
   private readonly control: Router
   private readonly iopub: Publisher
@@ -139,6 +134,8 @@ export class Engine {
     private readonly options: Filled,
     private readonly session: Session,
     registration: Registration,
+    /** Every socket of the engine, the registration DEALER first. */
+    private readonly sockets: SocketGroup,
     private readonly registrar: Dealer,
     /** CurveZMQ for every socket, with one key pair, when the connection file names the controller's key. */
     private readonly curve: Curve | undefined,
@@ -146,14 +143,12 @@ export class Engine {
     this.uuid = options.uuid
     this.id = registration.id
     this.log = options.log
-    this.drops = new RateLimitedWarnings(options.log)
     this.identity = { uuid: this.uuid, id: this.id }
     this.closed = new Promise((resolve) => (this.markClosed = resolve))
-    this.shell = createRouter({ routingId: this.uuid, curve })
-    this.control = createRouter({ routingId: this.uuid, curve })
-    this.iopub = createPublisher({ curve })
-    this.sockets.push(registrar, this.shell, this.control, this.iopub)
-    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.timers)
+    this.shell = sockets.add('shell', createRouter({ routingId: this.uuid, curve }))
+    this.control = sockets.add('control', createRouter({ routingId: this.uuid, curve }))
+    this.iopub = sockets.add('iopub', createPublisher({ curve }))
+    this.output = new OutputBuffer((parent, name, text) => this.publish('stream', 'stream', { name, text }, parent), 50, 64 * 1024, options.clock)
     const runner = options.createRunner((name, text) => this.strayOutput(name, text), this.log)
     this.tasks = new TaskQueue({
       reply: (request, content, metadata, buffers) => {
@@ -178,7 +173,7 @@ export class Engine {
       maxMisses: options.maxHeartbeatMisses,
       onFlatline: () => void this.stopWith('heartbeat'),
       log: this.log,
-      timers: options.timers,
+      clock: options.clock,
     })
   }
 
@@ -188,8 +183,11 @@ export class Engine {
     const { connection: info, log } = options
     const session = new Session({ key: info.key, session: options.uuid, signatureScheme: info.signature_scheme })
     const curve = curveClient(info.curve_serverkey)
-    const registrar = createDealer({ routingId: options.uuid, curve })
-    const outbox = new Outbox(registrar, (e) => log.warn(`registration: could not send: ${(e as Error).message}`))
+    // Replies handed to ZeroMQ may still sit in its queues when the engine stops; a short linger lets them leave.
+    // One rate limit for the warnings of all its sockets keeps the log of a flooded engine short.
+    const sockets = new SocketGroup({ log, drainMs: 1000, lingerOnCloseMs: 500, dropWarnings: 'shared', clock: options.clock })
+    const registrar = sockets.add('registration', createDealer({ routingId: options.uuid, curve }))
+    const outbox = { send: (frames: Frames) => void sockets.send(registrar, frames), drained: () => sockets.drained() }
     let registration: Registration
     let unwatch = (): void => {}
     try {
@@ -203,18 +201,17 @@ export class Engine {
       })
       registrar.connect(url)
       const registering = register({
-        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, timers: options.timers,
+        session, socket: registrar, outbox, requestedId: options.id, timeoutMs: options.registrationTimeoutMs, log, clock: options.clock,
       })
       registering.catch(() => {}) // when the refusal wins the race, this one fails later, unheard
       registration = await Promise.race([refused, registering])
     } catch (e) {
-      registrar.close()
+      await sockets.close({ drainMs: 0, lingerOnCloseMs: 0 })
       throw e
     } finally {
       unwatch()
     }
-    const engine = new Engine(options, session, registration, registrar, curve)
-    engine.outboxes.set(registrar, outbox)
+    const engine = new Engine(options, session, registration, sockets, registrar, curve)
     try {
       engine.connect(registration)
     } catch (e) {
@@ -223,6 +220,11 @@ export class Engine {
     }
     log.info(`registered as engine ${engine.id} (heartbeat every ${registration.hbPeriodMs} ms)`)
     return engine
+  }
+
+  /** Messages dropped because they failed verification or could not be parsed. */
+  get droppedMessages(): number {
+    return this.sockets.droppedMessages
   }
 
   /** Stops: queued and running tasks answer `aborted`, the hub is told, sockets close. */
@@ -241,16 +243,15 @@ export class Engine {
     if (leaf !== undefined) this.shell.connect(url(leaf))
     this.control.connect(url(info.control))
     this.iopub.connect(url(info.iopub))
-    this.listen(this.shell, 'shell', (frames) => this.dispatch(frames, this.shellHandlers, 'shell'))
-    this.listen(this.control, 'control', (frames) => this.dispatch(frames, this.controlHandlers, 'control'))
+    this.sockets.receive(this.shell, (frames) => this.dispatch(frames, this.shellHandlers, 'shell'))
+    this.sockets.receive(this.control, (frames) => this.dispatch(frames, this.controlHandlers, 'control'))
 
     // The heart: every ping is echoed unchanged from the main thread, which user code never occupies.
-    const ping: Subscriber = createSubscriber({ curve: this.curve })
-    const pong = createDealer({ routingId: this.uuid, curve: this.curve })
-    this.sockets.push(ping, pong)
+    const ping = this.sockets.add('heartbeat', createSubscriber({ curve: this.curve }))
+    const pong = this.sockets.add('heartbeat (echo)', createDealer({ routingId: this.uuid, curve: this.curve }))
     ping.connect(url(info.hb_ping))
     pong.connect(url(info.hb_pong))
-    this.listen(ping, 'heartbeat', (frames) => {
+    this.sockets.receive(ping, (frames) => {
       this.send(pong, frames)
       this.watchdog.ping()
       const again = this.recentReplies.beat(frames[0])
@@ -266,24 +267,13 @@ export class Engine {
     this.watchdog.start()
   }
 
-  private listen(socket: Router | Dealer | Subscriber, channel: string, handle: (frames: Frames) => void): void {
-    receiveLoop(socket, handle, (error) => {
-      this.droppedMessages++
-      this.drops.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
-    }).catch((e: unknown) => this.log.error(`${channel}: receiving failed: ${String(e)}`))
-  }
-
-  /** Verifies a message and hands it to its handler; one that does not verify is dropped, never answered. */
+  /**
+   * Verifies a message and hands it to its handler. One that does not verify is never answered: the error goes to
+   * the receive loop, which counts the message as dropped.
+   */
   private dispatch(frames: Frames, handlers: Record<string, Handler>, channel: 'shell' | 'control'): void {
-    let request: ShellRequest
-    try {
-      const { idents, msg } = this.session.deserialize(frames)
-      request = { idents, msg }
-    } catch (e) {
-      this.droppedMessages++
-      this.drops.warn(`${channel}: dropped a message that failed verification: ${(e as Error).message}`)
-      return
-    }
+    const { idents, msg } = this.session.deserialize(frames)
+    const request: ShellRequest = { idents, msg }
     const type = request.msg.header.msg_type
     this.log.debug(`${channel}: ${type} ${request.msg.header.msg_id}`)
     const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined
@@ -323,31 +313,19 @@ export class Engine {
     else this.log.info(`${name} output outside any task: ${text.trimEnd()}`)
   }
 
-  private send(socket: Router | Dealer | Publisher, frames: Frames): void {
-    let outbox = this.outboxes.get(socket)
-    if (!outbox) {
-      outbox = new Outbox(socket, (e) => this.log.warn(`could not send: ${(e as Error).message}`))
-      this.outboxes.set(socket, outbox)
-    }
-    outbox.send(frames)
+  private send(socket: Sending, frames: Frames): void {
+    void this.sockets.send(socket, frames)
   }
 
   private stopWith(reason: StopReason): Promise<void> {
     this.stopping ??= (async () => {
       this.stopReason = reason
       this.log.info(`stopping (${reason})`)
-      if (this.droppedMessages > 0) this.log.warn(`dropped ${this.droppedMessages} bad message(s) in all`)
       this.watchdog.stop()
       await this.tasks.close()
       this.output.flush()
       this.send(this.registrar, this.session.serialize(this.session.msg('unregistration_request', { id: this.id }, { metadata: { engine: this.uuid } })))
-      const drained = Promise.all([...this.outboxes.values()].map((o) => o.drained()))
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([drained, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))])
-      clearTimeout(timer)
-      // Replies handed to ZeroMQ may still sit in its queue; a short linger lets them leave before close.
-      for (const socket of this.sockets) if (!socket.closed) socket.linger = 500
-      closeAll(this.sockets)
+      await this.sockets.close()
       this.markClosed()
     })()
     return this.stopping

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js'
-import { realTimers, type Timers } from './timers.js'
+import { realClock, type Clock, type TimerHandle } from '../common/clock.js'
 
 export interface WatchdogOptions {
   /** Time between checks: the controller's hb_period + 500 ms, as ipengine uses. */
@@ -9,7 +9,7 @@ export interface WatchdogOptions {
   /** Called once when `maxMisses` is reached; the watchdog has stopped by then. */
   onFlatline: () => void
   log: Logger
-  timers?: Timers
+  clock?: Clock
 }
 
 /**
@@ -20,16 +20,16 @@ export interface WatchdogOptions {
 export class HeartbeatWatchdog {
   private pinged = true
   private misses = 0
-  private handle: unknown
-  private readonly timers: Timers
+  private handle: TimerHandle | undefined
+  private readonly clock: Clock
 
   constructor(private readonly options: WatchdogOptions) {
-    this.timers = options.timers ?? realTimers
+    this.clock = options.clock ?? realClock
   }
 
   start(): void {
     if (this.options.maxMisses <= 0 || this.handle !== undefined) return
-    this.handle = this.timers.setInterval(() => this.check(), this.options.checkPeriodMs)
+    this.handle = this.clock.setInterval(() => this.check(), this.options.checkPeriodMs)
   }
 
   /** A ping arrived from the controller. */
@@ -39,7 +39,7 @@ export class HeartbeatWatchdog {
 
   stop(): void {
     if (this.handle === undefined) return
-    this.timers.clearInterval(this.handle)
+    this.clock.clearInterval(this.handle)
     this.handle = undefined
   }
 

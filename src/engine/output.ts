@@ -1,5 +1,5 @@
 import type { Header } from '../protocol/messages.js'
-import { realTimers, type Timers } from './timers.js'
+import { realClock, type Clock, type TimerHandle } from '../common/clock.js'
 import type { OutputStream } from './worker-protocol.js'
 
 export type PublishStream = (parent: Header, name: OutputStream, text: string) => void
@@ -14,8 +14,7 @@ export class OutputBuffer {
   private name: OutputStream = 'stdout'
   private chunks: string[] = []
   private size = 0
-  private timer: unknown
-  private readonly timers: Timers
+  private timer: TimerHandle | undefined
   /** Stream messages published so far per tracked task (msg_id), for the reply's `streams` count. */
   private readonly counts = new Map<string, number>()
 
@@ -23,10 +22,8 @@ export class OutputBuffer {
     private readonly publish: PublishStream,
     private readonly delayMs = 50,
     private readonly maxChars = 64 * 1024,
-    timers?: Timers,
-  ) {
-    this.timers = timers ?? realTimers
-  }
+    private readonly clock: Clock = realClock,
+  ) {}
 
   write(parent: Header, name: OutputStream, text: string): void {
     if (text.length === 0) return
@@ -36,7 +33,7 @@ export class OutputBuffer {
     this.chunks.push(text)
     this.size += text.length
     if (this.size >= this.maxChars) this.flush()
-    else this.timer ??= this.timers.setTimeout(() => {
+    else this.timer ??= this.clock.setTimeout(() => {
       this.timer = undefined
       this.flush()
     }, this.delayMs)
@@ -58,7 +55,7 @@ export class OutputBuffer {
   /** Publishes what is pending now; called before a task's reply so output precedes it. */
   flush(): void {
     if (this.timer !== undefined) {
-      this.timers.clearTimeout(this.timer)
+      this.clock.clearTimeout(this.timer)
       this.timer = undefined
     }
     const parent = this.parent

@@ -4,8 +4,8 @@ import type { RegistrationReplyContent, RegistrationRequestContent } from '../pr
 import { contentOf } from '../protocol/content-readers.js'
 import { replyOutcome } from '../protocol/replies.js'
 import type { Session } from '../protocol/session.js'
-import type { Dealer, Outbox } from '../transport/sockets.js'
-import { realTimers, type Timers } from './timers.js'
+import type { Dealer, Frames } from '../transport/sockets.js'
+import { realClock, type Clock, type TimerHandle } from '../common/clock.js'
 
 /** The controller answered the registration_request with an error (the uuid is in use, ...). */
 export class RegistrationRefused extends JsParallelError {}
@@ -21,12 +21,13 @@ export interface RegisterOptions {
   session: Session
   /** DEALER whose routing id is the engine uuid, connected to the registration channel. */
   socket: Dealer
-  outbox: Outbox
+  /** The DEALER's send queue: `drained` resolves once what was sent has been handed to ZeroMQ. */
+  outbox: { send(frames: Frames): void; drained(): Promise<void> }
   /** An id to ask for; the hub may give another. */
   requestedId: number | undefined
   timeoutMs: number
   log: Logger
-  timers?: Timers
+  clock?: Clock
 }
 
 /**
@@ -36,14 +37,14 @@ export interface RegisterOptions {
  */
 export async function register(options: RegisterOptions): Promise<Registration> {
   const { session, socket, outbox, requestedId, timeoutMs, log } = options
-  const timers = options.timers ?? realTimers
+  const clock = options.clock ?? realClock
   const content: RegistrationRequestContent = { uuid: session.session, language: 'javascript' }
   if (requestedId !== undefined) content.id = requestedId
   outbox.send(session.serialize(session.msg('registration_request', content, { metadata: { engine: session.session } })))
 
-  let timer: unknown
+  let timer: TimerHandle | undefined
   const expired = new Promise<never>((_, reject) => {
-    timer = timers.setTimeout(() => reject(new TimeoutError(
+    timer = clock.setTimeout(() => reject(new TimeoutError(
       `no registration reply from the controller within ${timeoutMs} ms; is it running, and is no other engine using uuid ${session.session}?`,
     )), timeoutMs)
   })
@@ -84,6 +85,6 @@ export async function register(options: RegisterOptions): Promise<Registration> 
     }
     throw e
   } finally {
-    timers.clearTimeout(timer)
+    clock.clearTimeout(timer)
   }
 }

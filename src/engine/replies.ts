@@ -1,4 +1,4 @@
-/** The shapes of an engine's replies (reference §4.7), as ipyparallel's kernel builds them. */
+/** The shapes of an engine's replies (docs/wire-protocol.md, 'Reply metadata'), as ipyparallel's kernel builds them. */
 import type { ErrorContent } from '../common/errors.js'
 import type { AbortedContent, OkContent, ReplyStatus } from '../protocol/catalogue.js'
 import type { Message, ReplyMetadata } from '../protocol/messages.js'

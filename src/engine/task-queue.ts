@@ -70,10 +70,6 @@ export class TaskQueue {
     return this.queue.length
   }
 
-  get busy(): boolean {
-    return this.running !== undefined
-  }
-
   /** The msg_ids of the task running now and of those waiting. */
   get held(): string[] {
     return [...(this.running ? [this.running.request] : []), ...this.queue].map((r) => r.msg.header.msg_id)

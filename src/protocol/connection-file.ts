@@ -1,9 +1,10 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { homedir, hostname, networkInterfaces } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
+import { writeFileAtomicSync } from '../common/atomic-file.js'
 import { ConfigError } from '../common/errors.js'
 
-/** Common keys of both connection files (reference §2.2). */
+/** Common keys of both connection files (docs/wire-protocol.md, 'Connection files'). */
 interface ConnectionBase {
   ssh: string
   interface: string
@@ -65,13 +66,10 @@ export function connectionFilePath(profileDir: string, kind: 'client' | 'engine'
   return join(profileDir, 'security', name)
 }
 
-/** Writes JSON to `path` with mode 0600, atomically (temporary file, then rename). */
+/** Writes JSON to `path` with mode 0600, atomically. */
 export function writeConnectionFile(path: string, info: ClientConnectionInfo | EngineConnectionInfo): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(info, null, 2), { mode: 0o600 })
-  chmodSync(tmp, 0o600)
-  renameSync(tmp, path)
+  writeFileAtomicSync(path, JSON.stringify(info, null, 2), { mode: 0o600 })
 }
 
 export function removeConnectionFile(path: string): void {

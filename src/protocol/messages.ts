@@ -1,4 +1,4 @@
-/** The Jupyter message envelope as ipyparallel 7.1 uses it (reference §3). */
+/** The Jupyter message envelope as ipyparallel 7.1 uses it (docs/wire-protocol.md, 'The envelope and signing'). */
 
 export const DELIMITER = Buffer.from('<IDS|MSG>')
 export const PROTOCOL_VERSION = '5.3'
@@ -53,7 +53,7 @@ export interface TaskMetadata {
   [extra: string]: unknown
 }
 
-/** Engine metadata on every reply (reference §4.7). */
+/** Engine metadata on every reply (docs/wire-protocol.md, 'Reply metadata'). */
 export interface ReplyMetadata {
   started?: string
   dependencies_met?: boolean

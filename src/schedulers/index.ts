@@ -5,4 +5,5 @@
  */
 export { SchemeRegistry, leastload, lru, plainrandom, schemes, twobin, weighted } from './schemes.js'
 export type { Random, Scheme } from './schemes.js'
+export type { Clock, TimerHandle } from '../common/clock.js'
 export type { ReplyHandling, ReplyOutcome, RequeueReason, SchedulerHost, SchedulerOptions, Task } from './task-scheduler.js'

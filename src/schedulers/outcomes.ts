@@ -10,7 +10,7 @@ export interface Outcome {
 export type OutcomeLookup = (msgId: string) => Outcome | undefined
 
 /** How many finished tasks the scheduler remembers itself; older ones are asked of the lookup. */
-export const REMEMBERED_OUTCOMES = 16_384
+const REMEMBERED_OUTCOMES = 16_384
 
 /**
  * The scheduler's memory of tasks, for dependencies: which tasks it holds now, and how recent ones ended.

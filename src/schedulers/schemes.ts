@@ -1,7 +1,7 @@
 /**
  * Load-balancing schemes: pure functions from the candidate engines' loads, in least-recently-used order
  * (index 0 = the engine that was given a task longest ago), to the index of the engine that gets the task.
- * Definitions follow ipyparallel 7.1's `task_scheduler.py` (reference §5.3); randomness is injected.
+ * Definitions follow ipyparallel 7.1's `task_scheduler.py` (docs/wire-protocol.md, 'Schemes'); randomness is injected.
  */
 
 /** Returns a number in [0, 1), like Math.random. */

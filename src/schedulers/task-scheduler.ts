@@ -1,3 +1,4 @@
+import type { Clock, TimerHandle } from '../common/clock.js'
 import { Dependency } from '../common/dependency.js'
 import type { Logger } from '../common/log.js'
 import type { PackedFrames } from '../protocol/frames.js'
@@ -44,8 +45,8 @@ export interface SchedulerHost {
   taskAssigned(task: Task, engineUuid: string): void
   /** The task left an engine unfinished and waits for another (told before it is assigned again). */
   taskRequeued(task: Task, engineUuid: string, why: RequeueReason): void
-  setTimer(callback: () => void, ms: number): unknown
-  clearTimer(handle: unknown): void
+  /** Timers for task timeouts, the grace period of a dead engine's tasks, and retries of undeliverable tasks. */
+  clock: Clock
   log: Logger
 }
 
@@ -97,14 +98,15 @@ interface Job {
   task: Task
   /** Engines this task must not go to again (it failed or was refused there); made at the first. */
   blacklist: Set<string> | undefined
-  timer: unknown
+  timer: TimerHandle | undefined
   /** Engines that died while running this task; made at the first. (A queued job costs what it holds.) */
   deaths: string[] | undefined
 }
 
 /**
- * ipyparallel's task scheduler (reference §5): a queue of waiting tasks (by priority, then FIFO), engines kept in least-recently-used
- * order with their loads, a pluggable scheme choosing among the engines that may take the task.
+ * ipyparallel's task scheduler (docs/wire-protocol.md, 'The task scheduler'): a queue of waiting tasks (by priority,
+ * then FIFO), engines kept in least-recently-used order with their loads, a pluggable scheme choosing among the
+ * engines that may take the task.
  */
 export class TaskScheduler {
   /** Engines in LRU order: index 0 was given a task longest ago. */
@@ -118,7 +120,7 @@ export class TaskScheduler {
   private readonly blocked = new Map<string, Job>()
   /** Tasks of engines that have gone, until their grace period ends. */
   private readonly stranded = new Map<string, { job: Job; engineUuid: string }>()
-  private retryTimer: unknown = undefined
+  private retryTimer: TimerHandle | undefined = undefined
   /** Tasks held now and how recent ones ended, for dependencies; bounded (see TaskOutcomes). */
   private readonly outcomes: TaskOutcomes
   /** Waiting tasks by each msg id they depend on and that has not finished. */
@@ -148,7 +150,7 @@ export class TaskScheduler {
     for (const job of slot.pending.values()) this.stranded.set(job.task.msgId, { job, engineUuid: uuid })
     if (slot.pending.size > 0) {
       const ids = [...slot.pending.keys()]
-      this.host.setTimer(() => this.loseStranded(ids), this.options.strandedGraceMs)
+      this.host.clock.setTimeout(() => this.loseStranded(ids), this.options.strandedGraceMs)
     }
     // Tasks that may only run on engines that no longer exist can never run.
     for (const job of this.queued()) {
@@ -217,11 +219,6 @@ export class TaskScheduler {
       }
       if (queue.size === 0) this.waiting.delete(language)
     }
-  }
-
-  /** Loads by engine uuid, for queue status and tests. */
-  loads(): Map<string, number> {
-    return new Map(this.engines.map((e) => [e.uuid, e.load]))
   }
 
   private roomFor(language: string): boolean {
@@ -302,7 +299,7 @@ export class TaskScheduler {
     this.host.taskRequeued(job.task, slot.uuid, 'undeliverable')
     this.enqueue(job)
     if (this.retryTimer === undefined) {
-      this.retryTimer = this.host.setTimer(() => {
+      this.retryTimer = this.host.clock.setTimeout(() => {
         this.retryTimer = undefined
         this.drain()
       }, 50)
@@ -311,7 +308,7 @@ export class TaskScheduler {
 
   /** A job leaving the queue takes its timeout timer with it; a later wait arms a fresh one. */
   private stopTimer(job: Job): void {
-    if (job.timer !== undefined) this.host.clearTimer(job.timer)
+    if (job.timer !== undefined) this.host.clock.clearTimeout(job.timer)
     job.timer = undefined
   }
 
@@ -325,7 +322,7 @@ export class TaskScheduler {
       waiters.add(job)
     }
     if (job.task.timeoutMs !== undefined && job.timer === undefined) {
-      job.timer = this.host.setTimer(() => {
+      job.timer = this.host.clock.setTimeout(() => {
         if (!this.isQueued(job)) return
         const refused = job.blacklist && job.blacklist.size > 0 ? `; refused (unmet dependency or failure) by ${job.blacklist.size} engine(s): ${[...job.blacklist].join(', ')}` : ''
         this.fail(job, 'TaskTimeout', `task waited ${job.task.timeoutMs} ms without being placed${refused}`)

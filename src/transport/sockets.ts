@@ -1,5 +1,4 @@
 import * as zmq from 'zeromq'
-import type { Logger } from '../common/log.js'
 
 /** The only module that imports zeromq. Sockets come with unlimited high-water marks and no linger. */
 
@@ -118,9 +117,11 @@ export async function bindPort(socket: AnySocket, iface: string, port = 0): Prom
 /**
  * Serialises sends on one socket (zeromq.js allows one send in flight per socket) while keeping FIFO order.
  * A failed send (an unknown peer on a ROUTER with `mandatory`) goes to `onError`; the queue continues.
+ * `sent`, if given, hears how each message ended: no error once ZeroMQ has it, else the error (also for the
+ * messages still queued when the socket closed, which are discarded).
  */
 export class Outbox {
-  private readonly queue: Frames[] = []
+  private readonly queue: { frames: Frames; sent: ((error?: unknown) => void) | undefined }[] = []
   private pumping = false
   private idle: Promise<void> = Promise.resolve()
   private markIdle: () => void = () => {}
@@ -130,8 +131,8 @@ export class Outbox {
     private readonly onError: (error: unknown, frames: Frames) => void,
   ) {}
 
-  send(frames: Frames): void {
-    this.queue.push(frames)
+  send(frames: Frames, sent?: (error?: unknown) => void): void {
+    this.queue.push({ frames, sent })
     if (!this.pumping) {
       this.pumping = true
       this.idle = new Promise((resolve) => (this.markIdle = resolve))
@@ -144,21 +145,20 @@ export class Outbox {
     return this.pumping ? this.idle : Promise.resolve()
   }
 
-  get pending(): number {
-    return this.queue.length
-  }
-
   private async pump(): Promise<void> {
-    let frames: Frames | undefined
-    while ((frames = this.queue.shift()) !== undefined) {
+    let item: { frames: Frames; sent: ((error?: unknown) => void) | undefined } | undefined
+    while ((item = this.queue.shift()) !== undefined) {
       try {
-        await this.socket.send(frames)
+        await this.socket.send(item.frames)
+        item.sent?.()
       } catch (error) {
         if (this.socket.closed) {
-          this.queue.length = 0
+          item.sent?.(error)
+          for (const rest of this.queue.splice(0)) rest.sent?.(error)
           break
         }
-        this.onError(error, frames)
+        this.onError(error, item.frames)
+        item.sent?.(error)
       }
     }
     this.pumping = false
@@ -189,11 +189,6 @@ export async function receiveLoop(
     // A closed socket ends the iteration with an error on some versions; anything else is worth a log.
     if (!socket.closed) throw error
   }
-}
-
-/** Logs a contained handler failure with the channel name. */
-export function logHandlerError(log: Logger, channel: string): (error: unknown, frames: Frames) => void {
-  return (error) => log.warn(`${channel}: dropped a message: ${error instanceof Error ? error.message : String(error)}`)
 }
 
 /**

@@ -12,7 +12,7 @@ export interface MemoryStoreOptions {
 }
 
 /** How many culled ids are remembered, so that asking for one says "culled" rather than "no such record". */
-export const REMEMBERED_CULLED_IDS = 65_536
+const REMEMBERED_CULLED_IDS = 65_536
 
 const bytesOf = (buffers: readonly Buffer[]): number => buffers.reduce((sum, b) => sum + b.length, 0)
 

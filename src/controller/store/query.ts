@@ -47,9 +47,9 @@ const OPERATORS: Record<string, (operand: unknown, where: string) => Test> = {
 export const QUERY_OPERATORS: readonly string[] = Object.keys(OPERATORS)
 
 /**
- * Compiles a Mongo-style query (reference §6.2). A plain value means equality; an object of `$` operators means
- * all of them; several fields must all match. Fields a record does not have are null. Throws QueryError naming
- * the field and operator when the query cannot be evaluated.
+ * Compiles a Mongo-style query (docs/wire-protocol.md, 'Record queries'). A plain value means equality; an object of
+ * `$` operators means all of them; several fields must all match. Fields a record does not have are null. Throws
+ * QueryError naming the field and operator when the query cannot be evaluated.
  */
 export function compileQuery(query: Query): Matcher {
   if (typeof query !== 'object' || query === null || Array.isArray(query)) {

@@ -1,8 +1,8 @@
 import type { JsonObject } from '../../protocol/messages.js'
 
 /**
- * One task as the hub records it (reference §6.1): the request, where and when it ran, its reply and what it
- * printed. Field names are ipyparallel's, because clients query them by name.
+ * One task as the hub records it (docs/wire-protocol.md, 'Record fields'): the request, where and when it ran, its
+ * reply and what it printed. Field names are ipyparallel's, because clients query them by name.
  */
 export interface TaskRecord {
   msg_id: string

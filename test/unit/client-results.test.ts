@@ -1,0 +1,241 @@
+import { PassThrough } from 'node:stream'
+import t from 'tap'
+import { AsyncResult, type ResultContext } from '../../src/client/async-result.js'
+import { ClientClosedError } from '../../src/client/connection.js'
+import { AsyncMapResult, lazyMap } from '../../src/client/map.js'
+import { Task } from '../../src/client/task.js'
+import { CompositeError, RemoteError } from '../../src/common/errors.js'
+
+let counter = 0
+const newTask = (): Task => new Task(`m${counter++}`, new Date())
+const context: ResultContext = { label: 'work', abort: async () => {} }
+const remote = (evalue: string): RemoteError => new RemoteError({ ename: 'Error', evalue, traceback: [] }, { engineId: 0 })
+const single = (task: Task) => new AsyncResult<unknown>([task], (v) => v[0], context, { single: true })
+const mapOf = (tasks: Task[], ordered = true) => new AsyncMapResult<number>(tasks, context, { ordered })
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of source) out.push(x)
+  return out
+}
+
+t.test('a single result resolves to its value and reports readiness', async (t) => {
+  const task = newTask()
+  const ar = single(task)
+  t.notOk(ar.ready())
+  t.equal(ar.progress, 0)
+  t.throws(() => ar.successful(), { name: 'ConfigError', message: /before the result was ready/ })
+  t.equal(await ar.wait(1), false)
+  task.resolve(42)
+  t.ok(ar.ready())
+  t.ok(ar.successful())
+  t.equal(ar.progress, 1)
+  t.equal(await ar, 42)
+  t.equal(await ar.get(1), 42)
+  t.equal(ar.metadata.msgId, task.msgId)
+  t.equal(Object.prototype.toString.call(ar), '[object AsyncResult]')
+})
+
+t.test('a failure nobody awaits is not an unhandled rejection', async (t) => {
+  let unhandled = 0
+  const count = () => unhandled++
+  process.on('unhandledRejection', count)
+  t.teardown(() => process.off('unhandledRejection', count))
+  const task = newTask()
+  single(task)
+  mapOf([task])
+  task.reject(remote('ignored'))
+  await tick()
+  await tick()
+  t.equal(unhandled, 0)
+})
+
+t.test('one failed task rejects with its RemoteError; several with a CompositeError', async (t) => {
+  const [a, b, c] = [newTask(), newTask(), newTask()]
+  const oneFailed = mapOf([a, b])
+  a?.resolve([1])
+  b?.reject(remote('b failed'))
+  await t.rejects(oneFailed, { name: 'RemoteError', message: /b failed/ })
+  const twoFailed = mapOf([b, c])
+  c?.reject(remote('c failed'))
+  const error = await twoFailed.catch((e: unknown) => e)
+  t.ok(error instanceof CompositeError)
+  t.same((error as CompositeError).errors.map((e) => e.remoteMessage), ['b failed', 'c failed'])
+})
+
+t.test('a local failure (the client closed) wins over remote ones', async (t) => {
+  const [a, b] = [newTask(), newTask()]
+  a.reject(remote('remote'))
+  b.reject(new ClientClosedError('the client was closed'))
+  await t.rejects(mapOf([a, b]), ClientClosedError)
+})
+
+t.test('the whole map waits for every task before rejecting', async (t) => {
+  const [a, b] = [newTask(), newTask()]
+  const result = mapOf([a, b])
+  let settled = false
+  result.catch(() => {}).finally(() => (settled = true)).catch(() => {})
+  a.reject(remote('early'))
+  await tick()
+  t.notOk(settled, 'not settled while a task runs')
+  b.resolve([2])
+  await t.rejects(result, { message: /early/ })
+})
+
+t.test('ordered iteration yields in input order as chunks arrive', async (t) => {
+  const tasks = [newTask(), newTask(), newTask()]
+  const result = mapOf(tasks)
+  const seen: number[] = []
+  const done = (async () => {
+    for await (const x of result) seen.push(x)
+  })()
+  tasks[1]?.resolve([3, 4])
+  await tick()
+  t.same(seen, [], 'waits for the first chunk')
+  tasks[0]?.resolve([1, 2])
+  await tick()
+  t.same(seen, [1, 2, 3, 4])
+  tasks[2]?.resolve([5])
+  await done
+  t.same(seen, [1, 2, 3, 4, 5])
+  t.same(await result, [1, 2, 3, 4, 5])
+})
+
+t.test('unordered iteration yields chunks as they arrive', async (t) => {
+  const tasks = [newTask(), newTask(), newTask()]
+  const iteration = collect(mapOf(tasks, false))
+  tasks[2]?.resolve([5])
+  tasks[0]?.resolve([1, 2])
+  tasks[1]?.resolve([3, 4])
+  t.same(await iteration, [5, 1, 2, 3, 4])
+})
+
+t.test('iteration throws at the failed chunk after yielding the earlier ones', async (t) => {
+  const tasks = [newTask(), newTask(), newTask()]
+  tasks[0]?.resolve([1])
+  tasks[1]?.reject(remote('second'))
+  tasks[2]?.resolve([3])
+  const seen: number[] = []
+  await t.rejects(
+    (async () => {
+      for await (const x of mapOf(tasks)) seen.push(x)
+    })(),
+    { message: /second/ },
+  )
+  t.same(seen, [1])
+})
+
+t.test('an empty map is ready at once', async (t) => {
+  const result = mapOf([])
+  t.ok(result.ready())
+  t.same(await result, [])
+  t.same(await collect(result), [])
+})
+
+t.test('imap keeps at most maxOutstanding tasks unfinished and reads input lazily', async (t) => {
+  const submitted: Task[] = []
+  let unfinishedPeak = 0
+  let read = 0
+  async function* inputs() {
+    for (let i = 0; i < 10; i++) {
+      read++
+      yield [[i]]
+    }
+  }
+  const submit = (items: unknown[]) => {
+    const task = newTask()
+    submitted.push(task)
+    unfinishedPeak = Math.max(unfinishedPeak, submitted.filter((s) => !s.settled).length)
+    const [[x]] = items as [[number]]
+    setImmediate(() => task.resolve([x * 2]))
+    return task
+  }
+  const results = await collect(lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 }))
+  t.same(results, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18])
+  t.ok(unfinishedPeak <= 3, `peak ${unfinishedPeak}`)
+  t.equal(read, 10)
+})
+
+t.test('imap in order: results held behind one slow task count against maxOutstanding', async (t) => {
+  // Task 0 stays unfinished until tasks 1 and 2 have finished. Their results wait behind it, so the input must not
+  // be read further: a fourth read before the first result would let one slow task pull the input far ahead.
+  let read = 0
+  async function* inputs() {
+    for (let i = 0; i < 6; i++) {
+      read++
+      yield [[i]]
+    }
+  }
+  const submitted: Task[] = []
+  const submit = (items: unknown[]) => {
+    const task = newTask()
+    const [[x]] = items as [[number]]
+    submitted.push(task)
+    if (x === 2) task.onSettled(() => setImmediate(() => submitted[0]?.resolve([0])))
+    if (x > 0) setImmediate(() => task.resolve([x]))
+    return task
+  }
+  let readAtFirstResult = -1
+  const results: number[] = []
+  for await (const x of lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 })) {
+    if (results.length === 0) readAtFirstResult = read
+    results.push(x)
+  }
+  t.same(results, [0, 1, 2, 3, 4, 5])
+  t.equal(readAtFirstResult, 3, 'only three inputs read while the first task ran')
+})
+
+t.test('imap stops reading its input when the iteration stops', async (t) => {
+  let read = 0
+  let closed = false
+  async function* endless() {
+    try {
+      for (let i = 0; ; i++) {
+        read++
+        yield [[i]]
+      }
+    } finally {
+      closed = true
+    }
+  }
+  const submit = (items: unknown[]) => {
+    const task = newTask()
+    setImmediate(() => task.resolve((items as [number][]).map(([x]) => x)))
+    return task
+  }
+  const seen: number[] = []
+  for await (const x of lazyMap<number>(endless(), submit, { ordered: false, maxOutstanding: 2 })) {
+    seen.push(x)
+    if (seen.length === 5) break
+  }
+  t.equal(seen.length, 5)
+  t.ok(closed, 'the input was closed')
+  t.ok(read <= 7, `read ${read} inputs`)
+})
+
+t.test('waitInteractive: a bar on a TTY, one line otherwise', async (t) => {
+  const tasks = [newTask(), newTask()]
+  const result = mapOf(tasks)
+  const tty = Object.assign(new PassThrough(), { isTTY: true, columns: 100 })
+  let drawn = ''
+  tty.on('data', (d: Buffer) => (drawn += d.toString()))
+  const waiting = result.waitInteractive({ stream: tty, intervalMs: 10 })
+  tasks[0]?.resolve([1])
+  setTimeout(() => tasks[1]?.resolve([2]), 30)
+  t.equal(await waiting, true)
+  t.match(drawn, /work \[.*\] 2\/2 tasks/)
+
+  const plain = new PassThrough()
+  let line = ''
+  plain.on('data', (d: Buffer) => (line += d.toString()))
+  t.equal(await result.waitInteractive({ stream: plain }), true)
+  t.match(line, /^work: 2\/2 tasks done in \d+\.\d s\n$/)
+
+  const pending = mapOf([newTask()])
+  let timedOut = ''
+  const out = new PassThrough()
+  out.on('data', (d: Buffer) => (timedOut += d.toString()))
+  t.equal(await pending.waitInteractive({ stream: out, timeoutMs: 20 }), false)
+  t.match(timedOut, /0\/1 tasks done, still running/)
+})
