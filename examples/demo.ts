@@ -2,15 +2,7 @@
  * `npm run demo`: start a local cluster (a controller and 4 engines), run a load-balanced map of a JavaScript
  * function over 1,000 inputs, check it against the serial map, show which engine ran how many tasks, and stop.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createLogger } from '../src/common/log.js'
-import { LocalCluster } from '../src/cli/local-cluster.js'
-import { Client } from '../src/index.js'
-
-const profileDir = mkdtempSync(join(tmpdir(), 'jsparallel-demo-'))
-const cluster = new LocalCluster({ n: 4, profileDir, clusterId: '', controllerArgs: [], engineArgs: [], timeoutMs: 60_000, log: createLogger('cluster', 'warn') })
+import { Cluster } from '../src/index.js'
 
 /** Some honest CPU work per input: the sum of a slowly converging series. */
 const work = (x: number): number => {
@@ -20,10 +12,10 @@ const work = (x: number): number => {
 }
 
 const inputs = [...Array(1000).keys()]
-try {
-  console.log('starting a controller and 4 engines ...')
-  await cluster.start()
-  await using client = await Client.connect({ profileDir })
+console.log('starting a controller and 4 engines ...')
+{
+  await using cluster = await Cluster.start({ n: 4 })
+  const client = await cluster.connect()
   const lview = client.loadBalancedView()
   const started = performance.now()
   const ar = lview.map(work, inputs)
@@ -37,8 +29,5 @@ try {
   for (const m of ar.metadata) perEngine.set(m.engineId ?? -1, (perEngine.get(m.engineId ?? -1) ?? 0) + 1)
   for (const [id, count] of [...perEngine].sort(([a], [b]) => a - b)) console.log(`  engine ${id}: ${count} tasks`)
   if (!same) process.exitCode = 1
-} finally {
-  await cluster.stop()
-  rmSync(profileDir, { recursive: true, force: true })
-  console.log('cluster stopped')
 }
+console.log('cluster stopped')

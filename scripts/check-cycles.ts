@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../src')
-const rank: Record<string, number> = { common: 0, protocol: 1, transport: 2, schedulers: 3, controller: 4, engine: 4, client: 4, web: 5, cli: 6, '.': 7 }
+const rank: Record<string, number> = { common: 0, protocol: 1, transport: 2, schedulers: 3, controller: 4, engine: 4, client: 4, web: 5, cluster: 6, cli: 7, '.': 8 }
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -43,3 +43,5 @@ export {
 export type { ErrorContent } from './common/errors.js'
 export type { Logger, LogLevel } from './common/log.js'
 export type { ClientConnectionInfo, ProfileOptions } from './protocol/connection-file.js'
+export { Cluster } from './cluster/cluster.js'
+export type { ClusterOptions, ClusterEngine } from './cluster/cluster.js'

@@ -293,7 +293,13 @@ export class Client implements AsyncDisposable {
   private connectionFile(options: ClientOptions): string {
     // The library follows $IPYTHONDIR like the CLIs and ipyparallel's client, so both find the same profile
     // (src/client/environment.ts lists what the client reads).
-    return options.connectionFile ?? connectionFilePath(resolveProfileDir(options, clientEnvironment()), 'client', options.clusterId)
+    if (options.connectionFile !== undefined) return options.connectionFile
+    const env = clientEnvironment()
+    const named = options.profile !== undefined || options.profileDir !== undefined || options.ipythonDir !== undefined
+    if (!named && env.JSPARALLEL_PROFILE_DIR !== undefined) {
+      return connectionFilePath(resolveProfileDir({ profileDir: env.JSPARALLEL_PROFILE_DIR }), 'client', options.clusterId ?? env.JSPARALLEL_CLUSTER_ID)
+    }
+    return connectionFilePath(resolveProfileDir(options, env), 'client', options.clusterId)
   }
 
   /** The connection file's contents if it exists already (read synchronously), else undefined. */

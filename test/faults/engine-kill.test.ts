@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { Client, EngineError, type AsyncResult, type Logger } from '../../src/index.js'
+import { Client, Cluster, EngineError, type AsyncResult, type Logger } from '../../src/index.js'
 import { silentLogger } from '../../src/common/log.js'
-import { LocalCluster } from '../../src/cli/local-cluster.js'
 import { startEngine, startController, tempDir, waitFor, type Teardown } from '../helpers/processes.js'
 import { seededRandom } from '../helpers/random.js'
 import { heartbeatWindow, unregistration } from '../helpers/heartbeat.js'
@@ -43,20 +42,17 @@ function runsByTask(runs: string): Map<number, number[]> {
   return byTask
 }
 
-async function startLocalCluster(t: Teardown, n: number): Promise<LocalCluster> {
+async function startLocalCluster(t: Teardown, n: number): Promise<Cluster> {
   const profileDir = join(tempDir(t), 'profile_faults')
-  const cluster = new LocalCluster({
-    n, profileDir, clusterId: '', controllerArgs: [`--ping=${PING_MS}`, '--log-level=info', '--db=sqlite'], engineArgs: ['--log-level=warn'], timeoutMs: 60_000, log: silentLogger,
-  })
+  const cluster = await Cluster.start({ n, profileDir, pingMs: PING_MS, controllerArgs: ['--db=sqlite'], engineArgs: ['--log-level=warn'], log: silentLogger })
   t.teardown(() => cluster.stop())
-  await cluster.start()
   return cluster
 }
 
 t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed and replaced every ${KILL_EVERY} completions`, async (t) => {
   const cluster = await startLocalCluster(t, 4)
   const dropped = droppedReplies()
-  const client = new Client({ profileDir: cluster.options.profileDir, log: dropped.log })
+  const client = new Client({ profileDir: cluster.profileDir, log: dropped.log })
   t.teardown(() => client.close())
   await client.waitForEngines(4, { timeoutMs: 60_000 })
   const random = seededRandom(Number(process.env.JSPARALLEL_FAULT_SEED ?? 7))
@@ -69,14 +65,14 @@ t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed a
   let completed = 0
   let nextKill = KILL_EVERY
   const killOne = (): void => {
-    const alive = cluster.engines.filter((e) => e.child.exitCode === null && e.child.signalCode === null && e.id !== undefined && client.ids.includes(e.id))
+    const alive = cluster.engines.filter((e) => e.running && e.id !== undefined && client.ids.includes(e.id))
     const victim = alive[Math.floor(random() * alive.length)]
-    if (!victim || victim.id === undefined || victim.child.pid === undefined) return
+    if (!victim || victim.id === undefined || victim.pid === undefined) return
     const id = victim.id
-    killed.set(victim.child.pid, id)
+    killed.set(victim.pid, id)
     const killedAt = performance.now()
-    victim.child.kill('SIGKILL')
-    cluster.startEngine()
+    process.kill(victim.pid, 'SIGKILL')
+    watching.push(cluster.addEngines(1).then(() => {}))
     watching.push(waitFor(() => !client.ids.includes(id), `engine ${id} to be unregistered`).then(() => {
       detections.push(performance.now() - killedAt)
     }))
@@ -111,7 +107,7 @@ t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed a
   // Executions, counted where they happen. A task runs once for the result it delivered, on the engine its record
   // names; any other run was on an engine killed under it (the run whose reply died with it, which the retry
   // replaced), and at most `retries` of those.
-  const pidOf = new Map(cluster.engines.map((e) => [e.uuid, e.child.pid]))
+  const pidOf = new Map(cluster.engines.map((e) => [e.uuid, e.pid]))
   const taskOf = new Map(tasks.map((ar, i) => [ar.msgIds[0], i]))
   const resultPid = new Map(records.map((r) => [taskOf.get(String(r.msg_id)), pidOf.get(String(r.engine_uuid))]))
   const byTask = runsByTask(runs)
@@ -130,7 +126,7 @@ t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed a
 
   // The cluster's watch of its children, not the heartbeat, removed each engine: the controller says why, and no
   // removal took as long as the heartbeat's first possible verdict (10 missed pings after the last answer).
-  const log = readFileSync(join(cluster.options.profileDir, 'log', 'controller.log'), 'utf8')
+  const log = readFileSync(join(cluster.profileDir, 'log', 'controller.log'), 'utf8')
   const reasons = [...killed.values()].map((id) => new RegExp(`engine ${id} unregistered \\((.*)\\)`).exec(log)?.[1])
   t.same(reasons.filter((why) => why !== 'unregistration request'), [], `each of the ${killed.size} killed engines was unregistered at the cluster's request`)
   const heartbeatFloorMs = PING_MS * (HEARTBEAT_MISSES - 1)
@@ -142,7 +138,7 @@ t.test(`${TASKS} tasks with retries: 1 on 4 engines, a random engine SIGKILLed a
 
 t.test('retries: 0 — the task on an engine killed under it fails with EngineError naming that engine; the rest complete', async (t) => {
   const cluster = await startLocalCluster(t, 4)
-  const client = new Client({ profileDir: cluster.options.profileDir, log: silentLogger })
+  const client = new Client({ profileDir: cluster.profileDir, log: silentLogger })
   t.teardown(() => client.close())
   await client.waitForEngines(4, { timeoutMs: 60_000 })
   // Each task says where it runs, then waits long enough for the kill to land mid-task.
@@ -153,9 +149,9 @@ t.test('retries: 0 — the task on an engine killed under it fails with EngineEr
   const tasks = Array.from({ length: 12 }, (_, i) => client.loadBalancedView().apply(slow, i))
   const first = tasks[0] as AsyncResult<number>
   const [, pid] = await waitFor(() => first.metadata.stdout.match(/in (\d+)/) ?? undefined, 'the first task to start', 60_000)
-  const victim = cluster.engines.find((e) => e.child.pid === Number(pid))
+  const victim = cluster.engines.find((e) => e.pid === Number(pid))
   t.ok(victim, 'the first task runs on an engine of the cluster')
-  victim?.child.kill('SIGKILL')
+  if (victim?.pid !== undefined) process.kill(victim.pid, 'SIGKILL')
   const outcomes = await Promise.allSettled(tasks.map((ar) => ar.get(60_000)))
   const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [[i, o.reason] as const] : []))
   t.same(failed.map(([i]) => i), [0], 'only the task that was running there failed')
