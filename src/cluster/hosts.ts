@@ -32,6 +32,8 @@ export function expandHostList(list: string, origin = 'host list'): string[] {
     if (c === '[') depth++
     else if (c === ']') {
       if (--depth < 0) throw new ConfigError(`${origin}: unbalanced ']' in '${list}'`)
+    } else if (c === undefined && depth !== 0) {
+      throw new ConfigError(`${origin}: unbalanced '[' in '${list}'`)
     } else if ((c === ',' && depth === 0) || c === undefined) {
       const part = list.slice(start, i).trim()
       if (part === '') throw new ConfigError(`${origin}: empty host name in '${list}'`)
@@ -39,7 +41,6 @@ export function expandHostList(list: string, origin = 'host list'): string[] {
       start = i + 1
     }
   }
-  if (depth !== 0) throw new ConfigError(`${origin}: unbalanced '[' in '${list}'`)
   return names
 }
 
