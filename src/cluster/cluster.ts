@@ -111,6 +111,7 @@ export class Cluster {
 
   /** Starts a controller and `n` engines; resolves once every engine has registered. Stops what it started if it fails. */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    options.signal?.throwIfAborted()
     for (const name of Object.keys(options)) if (!OPTION_NAMES.has(name)) throw new ConfigError(`unknown Cluster option '${name}'; known: ${[...OPTION_NAMES].join(', ')}`)
     const n = options.n === undefined ? availableParallelism() : wholeNumber('n', options.n, 0)
     const timeoutMs = wholeNumber('timeoutMs', options.timeoutMs ?? 60_000, 1)
@@ -134,7 +135,6 @@ export class Cluster {
       log.info('start aborted: stopping what has started')
       void cluster.stop()
     }
-    options.signal?.throwIfAborted()
     options.signal?.addEventListener('abort', abort, { once: true })
     try {
       await processes.start(n)
