@@ -105,6 +105,18 @@ const promises: { contains: string; check: (t: Test, lines: string[]) => void }[
     },
   },
   {
+    contains: 'await cluster.stopEngines([id])',
+    check: (t, lines) => {
+      t.same(lines, ['[ 10, 20, 30 ]', '2'], 'the Cluster example maps, then has 2 engines running after adding and stopping one')
+    },
+  },
+  {
+    contains: 'const total = await Cluster.run(',
+    check: (t, lines) => {
+      t.same(lines, ['36'], 'Cluster.run returns what main returned')
+    },
+  },
+  {
     contains: 'await urgent.apply(() => 42)',
     check: (t, lines) => {
       t.equal(lines[0], '42 100', 'the urgent task gives 42 and the backlog 100 results')
