@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, constants, homedir, hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
-import { createLogger, type Logger, type LogLevel } from '../common/log.js'
+import { createLogger, type Logger } from '../common/log.js'
 import { ConfigError } from '../common/errors.js'
 import { clusterRunEnvironment } from '../client/environment.js'
 import { Cluster, type ClusterOptions } from '../cluster/cluster.js'
@@ -37,7 +37,7 @@ function addStartOptions(command: Command): Command {
     .option('-n, --n <count>', 'number of engines (default: the hosts\' count from --hostfile/--host or a batch allocation, else the number of CPUs)', intOption('-n', 1))
     .option('--engines <launcher>', `engine launcher: ${availableEngineLaunchers().join(', ')} (planned: ${plannedLaunchers.join(', ')})`, 'local')
     .option('--hostfile <file>', 'hosts to start engines on: lines of `host [n]`, `host slots=N` or `node[01-04]` (docs/launchers.md)')
-    .option('--host <hosts...>', 'hosts to start engines on, one name per engine (a a b: 2 on a, 1 on b)')
+    .option('--host <hosts...>', 'hosts to start engines on, one name per engine (a a b, or a,a,b: 2 on a, 1 on b)')
     .option('--scheme <name>', `task scheduler scheme: ${knownTaskSchemes(new SchemeRegistry()).join(', ')}`)
     .option('--hwm <n>', 'most tasks one engine holds at once (0 = unlimited)', intOption('--hwm', 0))
     .option('--ping <ms>', 'heartbeat period in milliseconds', intOption('--ping', 10))
@@ -101,7 +101,7 @@ function clusterOptionsOf(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger
     pingMs: flags.ping,
     curve: flags.curve === true,
     plugins: flags.plugin.map((p) => resolve(p)),
-    logLevel: flags.logLevel as LogLevel,
+    logLevel: logLevelOf(flags),
     timeoutMs: flags.timeout * 1000,
     log,
   }

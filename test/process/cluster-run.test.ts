@@ -86,6 +86,19 @@ setInterval(() => {}, 1000)
   })
 }
 
+t.test('cluster run: SIGINT while the cluster is still starting stops what has started; no process is left', async (t) => {
+  const script = writeScript(t, "console.log('the script ran')\n")
+  const run = startProcess(t, process.execPath, [binPath('cluster'), 'run', '-n', '2', '--ipython-dir', tempDir(t), script])
+  await run.waitForOutput(/controller started, pid \d+/, ceiling)
+  run.child.kill('SIGINT')
+  const { code } = await run.exited
+  const pids = childPids(t, run)
+  t.equal(code, 130)
+  t.notMatch(run.output(), /the script ran/, 'the script never started')
+  t.ok(pids.length >= 1, `the processes it had started: ${pids.join(', ')}`)
+  for (const pid of pids) t.notOk(processAlive(pid), `process ${pid} has exited`)
+})
+
 t.test('cluster start with a hostfile: this machine\'s names start engines; another host is refused naming its line', async (t) => {
   const dir = tempDir(t)
   const remote = join(dir, 'remote-hosts')
