@@ -19,7 +19,12 @@ import { messageIds, recordsOf, type TaskRecordView } from './records.js'
 import { engineUuid } from './submit.js'
 import type { ResultMetadata } from './task.js'
 
-/** How to find the controller. The first of `connectionInfo`, `connectionFile`, the profile wins. */
+/**
+ * How to find the controller. The first of `connectionInfo`, `connectionFile`, the profile wins. With no profile
+ * option at all (`profile`, `profileDir`, `ipythonDir`), `$JSPARALLEL_PROFILE_DIR` and `$JSPARALLEL_CLUSTER_ID`
+ * (set by `npx cluster run` for its script) are used if set, else the default profile under `$IPYTHONDIR` or
+ * `~/.jsparallel`.
+ */
 export interface ClientOptions extends ProfileOptions {
   /** Path of an `ipcontroller-client.json` file. Default: `<profile dir>/security/ipcontroller[-<clusterId>]-client.json`. */
   connectionFile?: string
