@@ -141,6 +141,8 @@ export class Cluster {
       options.signal?.throwIfAborted()
     } catch (e) {
       await cluster.stop()
+      // An abort ends the waits with "the cluster is stopping"; the caller asked for it, so say so.
+      if (options.signal?.aborted) throw options.signal.reason
       throw e
     } finally {
       options.signal?.removeEventListener('abort', abort)

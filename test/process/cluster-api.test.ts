@@ -91,6 +91,22 @@ t.test('Cluster.run stops the cluster when main throws, and rejects with its err
   for (const pid of pids) t.notOk(processAlive(pid), `process ${pid} has exited`)
 })
 
+t.test('aborting the signal while Cluster.start runs stops what has started and rejects with the abort', async (t) => {
+  const abort = new AbortController()
+  const pids: number[] = []
+  killLeftovers(t, () => pids)
+  const info = (line: string): void => {
+    const pid = /started, pid (\d+)/.exec(line)?.[1]
+    if (pid === undefined) return
+    pids.push(Number(pid))
+    if (line.startsWith('controller')) abort.abort(new Error('the user changed their mind'))
+  }
+  const log = { ...silentLogger, info }
+  await t.rejects(Cluster.start({ n: 2, log, signal: abort.signal }), /the user changed their mind/)
+  t.ok(pids.length >= 1, `it had started ${pids.join(', ')}`)
+  for (const pid of pids) t.notOk(processAlive(pid), `process ${pid} has exited`)
+})
+
 t.test('bad options are refused before anything starts, naming the option', async (t) => {
   await t.rejects(Cluster.start({ n: -1 }), /Cluster option n must be a whole number >= 0, got -1/)
   await t.rejects(Cluster.start({ n: 1, engines: 'ssh' }), /engine launcher 'ssh' is not available yet .*available: local/)
