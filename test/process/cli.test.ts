@@ -88,8 +88,11 @@ t.test('cluster start fails at once, saying so, when its controller is killed by
 
 t.test('every command explains itself with --help', async (t) => {
   for (const [bin, args, pattern] of [
-    ['cluster', ['--help'], /start.*stop/s],
+    ['cluster', ['--help'], /start.*run.*list.*stop/s],
     ['cluster', ['start', '--help'], /--n <count>.*--scheme.*--curve/s],
+    ['cluster', ['run', '--help'], /<script>.*--engines <launcher>.*--hostfile.*--node <path>/s],
+    ['cluster', ['list', '--help'], /--json/],
+    ['cluster', ['stop', '--help'], /--all/],
     ['controller', ['--help'], /--ping.*--scheme.*--hwm.*--curve.*--profile-dir/s],
     ['engine', ['--help'], /--file.*--uuid.*--profile-dir/s],
   ] as const) {
