@@ -12,8 +12,9 @@
  * (default 1,000) of a CPU-bound function of about `--task-ms` ms each, chunksize 1 (one task per call), the shape
  * of docs/cpu-bound-work.md's maps, whose tasks arrive one at a time rather than in bursts. CPU is per thread name:
  * `main` is the JavaScript thread, `node` V8's helper threads (and, in an engine, its executor thread), `ZMQbg/IO/0`
- * ZeroMQ's I/O thread; /proc counts in ticks of 10 ms. Each round also prints the CPU µs per task of each process,
- * for an engine beyond the work itself (the same calls' CPU in this process, measured serially before the round).
+ * ZeroMQ's I/O thread, then how much of it all was spent in the kernel; /proc counts in ticks of 10 ms. Each round
+ * also prints the CPU µs per task of each process, for the engines beyond the work itself (the same calls' CPU in
+ * this process, measured once before the first round).
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -51,7 +52,7 @@ if (!(Number.isInteger(n) && n > 0 && Number.isInteger(rounds) && rounds > 0)) u
 if (!(taskMs > 0)) usage('--task-ms must be a positive number')
 
 /** The key of `cpuByThread` under which the kernel's share of all threads is summed (already in each thread's figure). */
-const SYSTEM = 'of which in the kernel'
+const SYSTEM = 'kernel'
 
 /** CPU milliseconds of each thread of a process, summed by thread name (ZMQbg/IO/0, node, …). */
 function cpuByThread(pid: number): Map<string, number> {
@@ -86,8 +87,9 @@ function calibrateSpin(n: number, taskMs: number): { spinItems: number[]; workMs
 }
 
 function spent(before: Map<string, number>, after: Map<string, number>): string {
-  const parts = [...after].map(([name, ms]) => [name, ms - (before.get(name) ?? 0)] as const).filter(([, ms]) => ms > 0)
-  return parts.map(([name, ms]) => `${name} ${ms}`).join(', ') || 'none measurable'
+  const parts = [...after].map(([name, ms]) => [name, ms - (before.get(name) ?? 0)] as const).filter(([name, ms]) => ms > 0 && name !== SYSTEM)
+  const kernel = (after.get(SYSTEM) ?? 0) - (before.get(SYSTEM) ?? 0)
+  return `${parts.map(([name, ms]) => `${name} ${ms}`).join(', ') || 'none measurable'}${kernel > 0 ? ` (${kernel} of it in the kernel)` : ''}`
 }
 
 await withScope(async (scope) => {
