@@ -62,16 +62,17 @@ t.test('the memory and registration storm sections report their figures', async 
 })
 
 t.test('the before/after probe runs each workload and reports CPU per process', async (t) => {
-  for (const workload of ['throughput', 'map', 'latency']) {
-    const proc = startProcess(t, process.execPath, [join(repoRoot, 'dist', 'bench', 'probe.js'), '--workload', workload, '--n', '50', '--rounds', '1'])
+  for (const workload of ['throughput', 'map', 'latency', 'spin']) {
+    const proc = startProcess(t, process.execPath, [join(repoRoot, 'dist', 'bench', 'probe.js'), '--workload', workload, '--n', '50', '--rounds', '1', '--task-ms', '0.05'])
     const { code } = await proc.exited
     t.equal(code, 0, `${workload} exits cleanly`)
     const out = proc.output()
     t.match(out, new RegExp(`probe: ${workload}, n 50, leastload hwm 1, 1 rounds`))
-    t.match(out, /round 1: (\d+ tasks\/s|\d+ ms, \d+ items\/s|median [\d.]+ ms, p10 [\d.]+ ms)/)
+    t.match(out, /round 1: (\d+ tasks\/s|\d+ ms, \d+ items\/s|median [\d.]+ ms, p10 [\d.]+ ms|\d+ ms)/)
     for (const name of ['controller', 'engine 0', 'engine 1', 'client']) t.match(out, new RegExp(`  ${name} CPU ms: `))
+    t.match(out, /  CPU µs per task.*: controller -?\d+, engines -?\d+, client -?\d+; all -?\d+/)
   }
   const bad = startProcess(t, process.execPath, [join(repoRoot, 'dist', 'bench', 'probe.js'), '--workload', 'nope'])
   t.equal((await bad.exited).code, 2)
-  t.match(bad.output(), /probe: --workload must be one of throughput, map, latency, not 'nope'/)
+  t.match(bad.output(), /probe: --workload must be one of throughput, map, latency, spin, not 'nope'/)
 })
