@@ -68,6 +68,22 @@ t.test('a DirectView over 4 engines works with their state', async (t) => {
     t.same((await one.execute('1 + 1')).value, 2, 'the engine goes on')
   })
 
+  t.test('result extras: getDict by engine, engineId, wallTimeMs and serialTimeMs', async (t) => {
+    const ar = dv.apply(async (ms: number) => {
+      await new Promise((resolve) => setTimeout(resolve, ms))
+      return process.pid
+    }, 50)
+    const dict = await ar.getDict<number>()
+    t.same([...dict.keys()], ids, 'one entry per engine, in target order')
+    t.equal(new Set(dict.values()).size, 4, 'four engine processes')
+    t.same(ar.engineId, ids)
+    t.ok(ar.serialTimeMs >= 4 * 45, `serialTimeMs adds up the four tasks (${ar.serialTimeMs} ms)`)
+    t.ok(ar.wallTimeMs >= 45, `wallTimeMs (${ar.wallTimeMs} ms)`)
+    const one = client.directView(ids[2] as number).apply(() => 1)
+    await one
+    t.equal(one.engineId, ids[2])
+  })
+
   t.test('bad names and values are refused before anything is sent', async (t) => {
     t.throws(() => dv.push({ 'not a name': 1 }), ConfigError)
     t.throws(() => dv.pull('a; b'), ConfigError)
