@@ -30,11 +30,25 @@ export function compileCode(code: string, filename: string): CompiledCode {
     scriptError = e
   }
   const body = code.includes('await') ? asyncBody(code) : undefined
-  if (body === undefined) throw scriptError
+  if (body === undefined) throw awaitingError(code, scriptError, filename) ?? scriptError
   // One line before the body keeps the user's line numbers in stack traces.
   const script = new Script(`(async function () {\n${body}\n})`, { filename, lineOffset: -1, importModuleDynamically })
   const f = script.runInThisContext({ displayErrors: false }) as () => Promise<unknown>
   return { run: () => f(), awaits: true }
+}
+
+/**
+ * When code that awaits at the top level has another syntax error, the script's complaint is about the `await`;
+ * the async function's says what is wrong.
+ */
+function awaitingError(code: string, scriptError: unknown, filename: string): unknown {
+  if (!(scriptError instanceof SyntaxError) || !/await/.test(scriptError.message)) return undefined
+  try {
+    new Script(`(async function () {\n${code}\n})`, { filename, lineOffset: -1 })
+  } catch (e) {
+    return e
+  }
+  return undefined
 }
 
 const DECLARATION = /^\s*(?:async\s+function|function|class)\b/

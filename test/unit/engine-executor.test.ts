@@ -180,5 +180,7 @@ t.test('execute of Python code fails as a SyntaxError that says the engine runs 
     const outcome = await ex.execute(code, () => {})
     t.match(outcome, { status: 'error', error: { ename: 'SyntaxError', evalue: /runs JavaScript.*ipengine/ } }, code)
   }
+  const awaiting = await ex.execute('await 1\nlet = = 2', () => {})
+  t.match(awaiting, { status: 'error', error: { ename: 'SyntaxError', evalue: /^(?!.*await).*Unexpected token/ } }, 'code that awaits: the error is its own, not the await\'s')
   t.equal(executed(await ex.execute('1 + 1', () => {})).value, 2, 'and the engine goes on')
 })
