@@ -191,6 +191,21 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'abort_request', { msg_ids: msgIds }, this.settings.requestTimeoutMs)))
   }
 
+  /**
+   * Sends a signal to each target engine (control `signal_request`): `SIGINT` (2) interrupts the task running there,
+   * which fails with a RemoteError named `KeyboardInterrupt` and, as any interrupt, resets the namespace;
+   * `SIGTERM` (15) stops the engine. Other signals are refused by our engines (a RemoteError named `ValueError`).
+   * Resolves when every engine has acknowledged.
+   */
+  async sendSignal(signal: 'SIGINT' | 'SIGTERM' | number): Promise<void> {
+    if (!(signal === 'SIGINT' || signal === 'SIGTERM' || (Number.isInteger(signal) && (signal as number) > 0))) {
+      throw new ConfigError(`sendSignal: give 'SIGINT', 'SIGTERM' or a signal number, not ${JSON.stringify(signal)}`)
+    }
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'signal_request', { sig: signal }, this.settings.requestTimeoutMs)))
+  }
+
   /** Sends `fn` to each target engine with its own arguments; everything is encoded before anything is sent. */
   private sendEach(fn: FunctionDescriptor, argsFor: (index: number, engines: number) => unknown[]): { tasks: Task[]; uuids: string[] } {
     const connection = this.connection()

@@ -100,6 +100,16 @@ t.test('a DirectView over 4 engines works with their state', async (t) => {
     await t.rejects(client.directView(ids[0] as number).execute('offset'), { name: 'RemoteError', remoteName: 'ReferenceError' }, 'declarations of executed code are gone too')
   })
 
+  t.test('sendSignal SIGINT interrupts a running execute with KeyboardInterrupt', async (t) => {
+    const one = client.directView(ids[2] as number)
+    const spinning = one.execute('console.log("spinning"); for (;;) {}')
+    await waitFor(() => spinning.metadata.stdout.includes('spinning'), 'the execute to start')
+    await one.sendSignal('SIGINT')
+    await t.rejects(spinning, { name: 'RemoteError', remoteName: 'KeyboardInterrupt' })
+    t.equal((await one.execute('"still here"')).value, 'still here')
+    await t.rejects(one.sendSignal('SIGKILL' as 'SIGINT'), { name: 'ConfigError', message: /sendSignal: give 'SIGINT'/ })
+  })
+
   t.test('abort of a running execute interrupts it, and that resets the namespace', async (t) => {
     const one = client.directView(ids[3] as number)
     await one.push({ before: 1 })
