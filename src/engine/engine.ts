@@ -65,8 +65,8 @@ type Handler = (request: ShellRequest) => void
 /**
  * A JavaScript engine: registers with a controller, answers its heartbeat, runs apply_requests and
  * execute_requests (JavaScript source) from the mux, task and broadcast channels in a worker thread, whose global
- * scope is the engine's namespace (kept between tasks; a clear or an interrupt resets it), publishes status and output on IOPub, and obeys control
- * (abort, clear, shutdown, signal). Every message it sends carries `metadata.engine` = its uuid.
+ * scope is the engine's namespace (kept between tasks; a clear or an interrupt resets it), publishes status and
+ * output on IOPub, and obeys control (abort, clear, shutdown, signal). Every message it sends carries `metadata.engine` = its uuid.
  */
 export class Engine {
   readonly uuid: string

@@ -1,7 +1,7 @@
 import type { ErrorContent } from '../common/errors.js'
+import type { Logger } from '../common/log.js'
 import type { ExecuteInputContent, ExecuteReplyContent, MimeBundleContent } from '../protocol/catalogue.js'
 import { contentOf } from '../protocol/content-readers.js'
-import type { Logger } from '../common/log.js'
 import { isoNow } from '../protocol/dates.js'
 import type { Header, Message, ReplyMetadata } from '../protocol/messages.js'
 import { isDescriptorKind } from '../protocol/payload.js'
@@ -53,9 +53,10 @@ const notJavaScript: TaskError = {
 }
 
 /**
- * The engine's shell work: apply_requests and execute_requests run one at a time in arrival order (from mux, task or broadcast
- * alike), each bracketed by busy/idle status (unless its metadata declines them), its output published before its reply. Aborts answer queued
- * tasks at once, stop a running one for real, and are remembered for tasks that have not arrived yet.
+ * The engine's shell work: apply_requests and execute_requests run one at a time in arrival order (from mux, task
+ * or broadcast alike), each bracketed by busy/idle status (unless its metadata declines them), its output published
+ * before its reply. Aborts answer queued tasks at once, stop a running one for real, and are remembered for tasks
+ * that have not arrived yet.
  */
 export class TaskQueue {
   private readonly queue: ShellRequest[] = []
