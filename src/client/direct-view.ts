@@ -198,7 +198,7 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
    * Resolves when every engine has acknowledged.
    */
   async sendSignal(signal: 'SIGINT' | 'SIGTERM' | number): Promise<void> {
-    if (!(signal === 'SIGINT' || signal === 'SIGTERM' || (Number.isInteger(signal) && (signal as number) > 0))) {
+    if (!(signal === 'SIGINT' || signal === 'SIGTERM' || (typeof signal === 'number' && Number.isInteger(signal) && signal > 0))) {
       throw new ConfigError(`sendSignal: give 'SIGINT', 'SIGTERM' or a signal number, not ${JSON.stringify(signal)}`)
     }
     const connection = this.connection()
