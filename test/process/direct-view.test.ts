@@ -110,6 +110,15 @@ t.test('a DirectView over 4 engines works with their state', async (t) => {
     await t.rejects(one.sendSignal('SIGKILL' as 'SIGINT'), { name: 'ConfigError', message: /sendSignal: give 'SIGINT'/ })
   })
 
+  t.test('client.clear resets the namespace of the engines it names, and only theirs', async (t) => {
+    await dv.push({ mark: 'set' })
+    await client.clear({ targets: [ids[0] as number] })
+    await t.rejects(client.directView(ids[0] as number).pull('mark'), { name: 'RemoteError', remoteName: 'ReferenceError' })
+    t.same(await client.directView(ids.slice(1)).pull('mark'), ['set', 'set', 'set'])
+    await client.clear()
+    await t.rejects(client.directView(ids[1] as number).pull('mark'), { name: 'RemoteError', remoteName: 'ReferenceError' })
+  })
+
   t.test('abort of a running execute interrupts it, and that resets the namespace', async (t) => {
     const one = client.directView(ids[3] as number)
     await one.push({ before: 1 })
