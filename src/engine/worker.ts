@@ -246,7 +246,8 @@ async function execute(seq: number, code: string): Promise<void> {
     outcome = value === undefined ? { frames: [] } : { frames: cloneOrNothing(value), text: inspect(value) }
   } catch (e) {
     const error = describe(e, undefined)
-    if (error.ename === 'SyntaxError') error.evalue += notPython
+    // A declaration made twice is plainly JavaScript; any other syntax error may be Python code sent here.
+    if (error.ename === 'SyntaxError' && !/has already been declared/.test(error.evalue)) error.evalue += notPython
     outcome = { error: { ...error, traceback: error.traceback.filter((line) => !line.includes('(node:vm:') && !line.includes(evaluateUrl)) } }
   }
   finish(seq, outcome)

@@ -180,6 +180,9 @@ t.test('execute of Python code fails as a SyntaxError that says the engine runs 
     const outcome = await ex.execute(code, () => {})
     t.match(outcome, { status: 'error', error: { ename: 'SyntaxError', evalue: /runs JavaScript.*ipengine/ } }, code)
   }
+  await ex.execute('const once = 1', () => {})
+  const twice = await ex.execute('const once = 2', () => {})
+  t.match(twice, { status: 'error', error: { ename: 'SyntaxError', evalue: /^Identifier 'once' has already been declared$/ } }, 'a JavaScript mistake gets no word about Python')
   const awaiting = await ex.execute('await 1\nlet = = 2', () => {})
   t.match(awaiting, { status: 'error', error: { ename: 'SyntaxError', evalue: /^(?!.*await).*Unexpected token/ } }, 'code that awaits: the error is its own, not the await\'s')
   t.equal(executed(await ex.execute('1 + 1', () => {})).value, 2, 'and the engine goes on')
