@@ -87,6 +87,64 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
   }
 
   /**
+   * The id of the engine that ran the task (one task), or of each task's engine in order (several); undefined
+   * where not known yet (a load-balanced task before its reply). ipyparallel's `engine_id`.
+   */
+  get engineId(): M extends readonly ResultMetadata[] ? (number | undefined)[] : number | undefined {
+    const ids = this.single ? this.tasks[0]?.metadata.engineId : this.tasks.map((t) => t.metadata.engineId)
+    return ids as M extends readonly ResultMetadata[] ? (number | undefined)[] : number | undefined
+  }
+
+  /**
+   * Milliseconds from the first submission to the last reply (ipyparallel's `wall_time`, in ms). Throws a
+   * ConfigError before `ready()`.
+   */
+  get wallTimeMs(): number {
+    this.checkReady('wallTimeMs')
+    return this.elapsedMs
+  }
+
+  /**
+   * The tasks' computing time added up: the sum of each task's completed - started, in ms, as the engines' clocks
+   * tell it (ipyparallel's `serial_time`). `serialTimeMs / wallTimeMs` is the speed-up over running them one after
+   * another. Throws a ConfigError before `ready()`.
+   */
+  get serialTimeMs(): number {
+    this.checkReady('serialTimeMs')
+    let total = 0
+    for (const { metadata } of this.tasks) {
+      if (metadata.started && metadata.completed) total += metadata.completed.getTime() - metadata.started.getTime()
+    }
+    return total
+  }
+
+  /**
+   * The results by the id of the engine that ran each task (ipyparallel's `get_dict`), once every task has
+   * finished: for a DirectView's apply, one entry per engine; a map's task gives the array of its chunk's results.
+   * Rejects as `get` does, and with a ConfigError if two tasks ran on one engine.
+   */
+  async getDict<V = unknown>(timeoutMs?: number): Promise<Map<number, V>> {
+    await this.get(timeoutMs)
+    const dict = new Map<number, V>()
+    for (const task of this.tasks) {
+      const id = task.metadata.engineId
+      if (id === undefined) throw new ConfigError(`getDict: the engine of task ${task.msgId} is not known (it left the cluster?)`)
+      if (dict.has(id)) throw new ConfigError(`getDict: more than one task ran on engine ${id}, so the results cannot be keyed by engine; use metadata to tell them apart`)
+      dict.set(id, this.valueOf(task) as V)
+    }
+    return dict
+  }
+
+  /** @internal One task's value as this result presents it; a map's task gives its chunk's items. */
+  protected valueOf(task: Task): unknown {
+    return task.value
+  }
+
+  private checkReady(what: string): void {
+    if (!this.outcome) throw new ConfigError(`${what} was read before the result was ready: check ready() or await wait() first`)
+  }
+
+  /**
    * Resolves to true when every task has finished, or to false after `timeoutMs` (default: no limit).
    * Never rejects because a task failed.
    */

@@ -208,6 +208,23 @@ export class Client implements AsyncDisposable {
     await Promise.all(targets.map((id) => connection.controlRequest(engineUuid(connection, id, 'abort'), 'abort_request', { msg_ids: msgIds }, this.timeoutMs)))
   }
 
+  /**
+   * Resets the namespace of every engine (or `targets`): ipyparallel's `Client.clear`, as `directView(targets).clear()`.
+   */
+  async clear(options: { targets?: number | readonly number[] } = {}): Promise<void> {
+    await this.ready
+    await this.directView(this.targetList(options.targets, 'clear')).clear()
+  }
+
+  /**
+   * Sends a signal to every engine (or `targets`): `SIGINT` interrupts the running task, `SIGTERM` stops the engine
+   * (ipyparallel's `Client.send_signal`, as `directView(targets).sendSignal(signal)`).
+   */
+  async sendSignal(signal: 'SIGINT' | 'SIGTERM' | number, options: { targets?: number | readonly number[] } = {}): Promise<void> {
+    await this.ready
+    await this.directView(this.targetList(options.targets, 'sendSignal')).sendSignal(signal)
+  }
+
   /** Message ids of every task the controller has recorded, oldest first (ipyparallel's `hub_history`). */
   async hubHistory(): Promise<string[]> {
     await this.ready
@@ -259,6 +276,10 @@ export class Client implements AsyncDisposable {
   private closeWith(error: Error): Promise<void> {
     this.closing ??= this.connection?.close(error) ?? Promise.resolve()
     return this.closing
+  }
+
+  private targetList(targets: number | readonly number[] | undefined, where: string): number[] | 'all' {
+    return targets === undefined ? 'all' : (checkTargets(targets, where) ?? 'all')
   }
 
   private settings() {

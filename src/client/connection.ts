@@ -34,6 +34,8 @@ interface PendingRequest {
 
 interface PendingTask {
   task: Task
+  /** How a successful reply becomes the task's value; default: the value encoded in its buffers (apply_reply). */
+  decode?: (msg: Message) => unknown
   /** For direct (mux) tasks: the engine addressed. */
   engineUuid: string | undefined
   /** Engines that have reported `idle` for this task on IOPub. */
@@ -210,6 +212,30 @@ export class Connection {
     return task
   }
 
+  /**
+   * Sends an execute_request (`code`, not silent) to an engine on the mux channel, or load-balanced on the task
+   * channel, and returns the Task its reply will settle with `decode(reply)`.
+   */
+  sendExecute(channel: 'task' | 'mux', metadata: TaskMetadata, code: string, decode: (msg: Message) => unknown, engineUuid?: string): Task {
+    if (this.closeError) throw this.closeError
+    const content = { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }
+    const msg = this.session.msg('execute_request', content, { metadata: { ...metadata, iopub_status: false } })
+    const task = new Task(msg.header.msg_id, wireDate(msg.header.date) ?? new Date())
+    this.tasks.set(task.msgId, { task, engineUuid, decode })
+    this.outputs.set(task.msgId, task.metadata)
+    if (engineUuid !== undefined) this.trackDirect(task, engineUuid)
+    void this.sockets.send(this.dealers[channel], this.session.serialize(msg, engineUuid !== undefined ? [Buffer.from(engineUuid)] : []))
+    return task
+  }
+
+  private trackDirect(task: Task, engineUuid: string): void {
+    task.metadata.engineUuid = engineUuid
+    task.metadata.engineId = this.engines.idOf(engineUuid)
+    let set = this.directByEngine.get(engineUuid)
+    if (!set) this.directByEngine.set(engineUuid, (set = new Set()))
+    set.add(task.msgId)
+  }
+
   /** Closes the sockets; every pending task, request and waiter rejects with `error`. Idempotent. */
   async close(error: Error): Promise<void> {
     if (this.closeError) return
@@ -266,7 +292,7 @@ export class Connection {
       if (outcome.status === 'ok') {
         md.status = 'ok'
         try {
-          task.resolve(decodeValue(msg.buffers))
+          task.resolve(pending.decode ? pending.decode(msg) : decodeValue(msg.buffers))
         } catch (e) {
           task.reject(new ProtocolError(`the reply to task ${msgId} could not be decoded: ${(e as Error).message}`, { cause: e }))
         }

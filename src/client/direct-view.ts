@@ -1,24 +1,50 @@
-import { NoEnginesRegistered } from '../common/errors.js'
+import { ConfigError, NoEnginesRegistered } from '../common/errors.js'
+import type { FunctionDescriptor } from '../protocol/payload.js'
 import { AsyncResult } from './async-result.js'
 import { mapInputs, partition, splitMapArguments, type MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
 import { checkTargets } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
+import { checkPullNames, checkPushNames, executeReplyOf, joinParts, readGlobals, scatterPart, setGlobals, type ExecuteReply } from './engine-state.js'
 import { AsyncMapResult } from './map.js'
-import type { ResultMetadata } from './task.js'
+import { messageIds } from './records.js'
+import type { ResultMetadata, Task } from './task.js'
 import { engineUuid, resultContext, taskLabel, type ConnectionSource, type MapArguments, type TaskFunction, type ViewSettings } from './submit.js'
 
 /** Which engines a DirectView addresses: one engine id, several, or every engine registered at submission. */
 export type DirectTargets = number | readonly number[] | 'all'
 
+type Sliceable = ArrayLike<unknown> & { slice(start: number, end: number): ArrayLike<unknown> }
+
+/** What scatter can cut: an array or typed array as it is, another iterable read into an array. */
+function sliceable(items: unknown): Sliceable {
+  if (Array.isArray(items)) return items as unknown[]
+  if (ArrayBuffer.isView(items) && !(items instanceof DataView)) return items as unknown as Sliceable
+  if (typeof items === 'object' && items !== null && Symbol.iterator in items) return Array.from(items as Iterable<unknown>)
+  throw new ConfigError('scatter: items must be an array, a typed array or another iterable')
+}
+
 /** A direct view's value: one engine gives a value, several give an array (in target order). */
 export type DirectValue<Shape extends 'one' | 'many', R> = Shape extends 'one' ? R : R[]
 type DirectMetadata<Shape extends 'one' | 'many'> = Shape extends 'one' ? ResultMetadata : readonly ResultMetadata[]
 
+/** Options of `DirectView.scatter`. */
+export interface ScatterOptions {
+  /** An engine whose part is one element gets the element itself, not an array of one. Default false. */
+  flatten?: boolean
+}
+
+// The engine-side helpers of push/pull/scatter/gather, described once.
+let stateFunctions: { set: FunctionDescriptor; read: FunctionDescriptor } | undefined
+const engineFunctions = () => (stateFunctions ??= { set: describeFunction(setGlobals), read: describeFunction(readGlobals) })
+
 /**
- * Runs tasks on chosen engines, bypassing the scheduler (ipyparallel's DirectView, on the mux channel). A view of
- * one engine (`client.directView(0)`) gives single values; a view of several or `'all'` gives arrays. If an
- * engine unregisters while running a task of this view, that task fails with EngineError.
+ * Runs tasks on chosen engines, bypassing the scheduler (ipyparallel's DirectView, on the mux channel), and works
+ * with their state: each engine's namespace is the global scope of its executor thread, which lasts from task to
+ * task until `clear()` (or an abort that interrupts a running task) resets it. A view of one engine
+ * (`client.directView(0)`) gives single values; a view of several or `'all'` gives arrays, in target order. Every
+ * method that runs something returns an AsyncResult at once: await it for the value. If an engine unregisters
+ * while running a task of this view, that task fails with EngineError.
  */
 export class DirectView<Shape extends 'one' | 'many' = 'many'> {
   private readonly targetSpec: number[] | 'all' | number
@@ -73,6 +99,128 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     const tasks = buffers.map((b, i) => connection.sendApply('mux', { language: 'javascript' }, b, used[i]))
     return new AsyncMapResult(tasks, this.context(taskLabel(descriptor), used), { ordered: options.ordered ?? true })
   }
+
+  /**
+   * Runs JavaScript source on each target engine in its global scope, like a line typed into Node's REPL: `var`,
+   * `function`, `const`, `let` and `class` declarations, and assignments to undeclared names, stay for later code and
+   * tasks. `await` is allowed at the top level; code that uses it runs as the body of an async function, so what it
+   * declares is its own (assign a global to keep a value: `data = await load()`). Gives each engine's
+   * {@link ExecuteReply}: the last expression's value and its text. Console output is captured in `metadata`
+   * like a task's; an error rejects with a RemoteError of its name (SyntaxError, ReferenceError, ...).
+   */
+  execute(code: string): AsyncResult<DirectValue<Shape, ExecuteReply>, DirectMetadata<Shape>> {
+    if (typeof code !== 'string') throw new ConfigError('execute: code must be a string of JavaScript source')
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    const tasks = uuids.map((uuid) => connection.sendExecute('mux', { language: 'javascript' }, code, executeReplyOf, uuid))
+    return this.result(tasks, uuids, 'execute', this.perEngine)
+  }
+
+  /**
+   * Sets globals on each target engine: `push({ a: 1, table })` is `a = 1; table = <a copy>` run there (a name
+   * declared with `const` by executed code refuses, with a TypeError). Values travel as task arguments do
+   * (structured clone); one that cannot throws a ConfigError here, before anything is sent.
+   */
+  push(values: Record<string, unknown>): AsyncResult<void, DirectMetadata<Shape>> {
+    checkPushNames(values, 'push')
+    const { tasks, uuids } = this.sendEach(engineFunctions().set, () => [values])
+    return this.result(tasks, uuids, 'push', () => undefined)
+  }
+
+  /**
+   * Reads globals of each target engine: one name gives its value, a list gives an array of values. Names are
+   * identifiers or paths of them (`config.size`); one that is not defined there rejects with a ReferenceError.
+   */
+  pull<T = unknown>(name: string): AsyncResult<DirectValue<Shape, T>, DirectMetadata<Shape>>
+  pull<T extends unknown[] = unknown[]>(names: readonly string[]): AsyncResult<DirectValue<Shape, T>, DirectMetadata<Shape>>
+  pull(names: string | readonly string[]): AsyncResult<unknown, DirectMetadata<Shape>> {
+    const one = typeof names === 'string'
+    const list = one ? [names] : Array.isArray(names) ? [...(names as readonly string[])] : []
+    if (!one && !Array.isArray(names)) throw new ConfigError('pull: give a name or an array of names')
+    checkPullNames(list, 'pull')
+    const { tasks, uuids } = this.sendEach(engineFunctions().read, () => [list, one])
+    return this.result(tasks, uuids, 'pull', this.perEngine)
+  }
+
+  /**
+   * Cuts `items` into one contiguous part per target engine, in target order (the first `length % engines` parts
+   * one longer, as ipyparallel's `dist='b'`), and sets global `name` on each engine to its part (an empty array
+   * when there are more engines than items). A typed array is cut into typed arrays. `gather(name)` joins them back.
+   */
+  scatter(name: string, items: readonly unknown[] | ArrayBufferView | Iterable<unknown>, options: ScatterOptions = {}): AsyncResult<void, DirectMetadata<Shape>> {
+    checkPushNames({ [name]: undefined }, 'scatter')
+    for (const key of Object.keys(options)) if (key !== 'flatten') throw new ConfigError(`scatter: unknown option '${key}' (the option is flatten)`)
+    if (options.flatten !== undefined && typeof options.flatten !== 'boolean') throw new ConfigError('scatter: flatten must be a boolean')
+    const sequence = sliceable(items)
+    const { tasks, uuids } = this.sendEach(engineFunctions().set, (index, parts) => {
+      const part = scatterPart(sequence, index, parts)
+      return [{ [name]: options.flatten === true && part.length === 1 ? part[0] : part }]
+    })
+    return this.result(tasks, uuids, 'scatter', () => undefined)
+  }
+
+  /**
+   * Reads global `name` of each target engine and joins the parts in target order: arrays are concatenated (typed
+   * arrays of one kind into one typed array), a single value (a part `flatten` made one) is one element.
+   */
+  gather<R = unknown[]>(name: string): AsyncResult<R, DirectMetadata<Shape>> {
+    checkPullNames([name], 'gather')
+    const { tasks, uuids } = this.sendEach(engineFunctions().read, () => [[name], true])
+    return this.result(tasks, uuids, 'gather', joinParts)
+  }
+
+  /**
+   * Resets the namespace of each target engine (control `clear_request`): a fresh executor thread, once the task
+   * running there ends; tasks queued behind it run in the fresh one. Resolves when every engine has acknowledged.
+   */
+  async clear(): Promise<void> {
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'clear_request', {}, this.settings.requestTimeoutMs)))
+  }
+
+  /**
+   * Stops tasks on the target engines: those of `jobs` (an AsyncResult or message ids; a running one is interrupted,
+   * which also resets that engine's namespace), or, without `jobs`, every task queued there (running ones go on).
+   * The stopped tasks fail with TaskAborted. Resolves when every engine has acknowledged.
+   */
+  async abort(jobs?: string | readonly string[] | AsyncResult<unknown, ResultMetadata | readonly ResultMetadata[]>): Promise<void> {
+    const msgIds = jobs === undefined ? [] : messageIds(jobs, 'abort')
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'abort_request', { msg_ids: msgIds }, this.settings.requestTimeoutMs)))
+  }
+
+  /**
+   * Sends a signal to each target engine (control `signal_request`): `SIGINT` (2) interrupts the task running there,
+   * which fails with a RemoteError named `KeyboardInterrupt` and, as any interrupt, resets the namespace;
+   * `SIGTERM` (15) stops the engine. Other signals are refused by our engines (a RemoteError named `ValueError`).
+   * Resolves when every engine has acknowledged.
+   */
+  async sendSignal(signal: 'SIGINT' | 'SIGTERM' | number): Promise<void> {
+    if (!(signal === 'SIGINT' || signal === 'SIGTERM' || (typeof signal === 'number' && Number.isInteger(signal) && signal > 0))) {
+      throw new ConfigError(`sendSignal: give 'SIGINT', 'SIGTERM' or a signal number, not ${JSON.stringify(signal)}`)
+    }
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'signal_request', { sig: signal }, this.settings.requestTimeoutMs)))
+  }
+
+  /** Sends `fn` to each target engine with its own arguments; everything is encoded before anything is sent. */
+  private sendEach(fn: FunctionDescriptor, argsFor: (index: number, engines: number) => unknown[]): { tasks: Task[]; uuids: string[] } {
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    const buffers = uuids.map((_, i) => encodeTask(fn, argsFor(i, uuids.length)))
+    const tasks = uuids.map((uuid, i) => connection.sendApply('mux', { language: 'javascript' }, buffers[i] ?? [], uuid))
+    return { tasks, uuids }
+  }
+
+  private result<R>(tasks: Task[], uuids: string[], label: string, assemble: (values: unknown[]) => unknown): AsyncResult<R, DirectMetadata<Shape>> {
+    return new AsyncResult(tasks, assemble as (values: unknown[]) => R, this.context(label, uuids), { single: typeof this.targetSpec === 'number' })
+  }
+
+  /** One engine's value for a view of one engine, the array of them otherwise. */
+  private readonly perEngine = (values: unknown[]): unknown => (typeof this.targetSpec === 'number' ? values[0] : values)
 
   private resolve(connection: Connection): string[] {
     const ids = this.targetSpec === 'all' ? connection.engines.ids : typeof this.targetSpec === 'number' ? [this.targetSpec] : this.targetSpec

@@ -19,6 +19,11 @@ export class AsyncMapResult<T> extends AsyncResult<T[], readonly ResultMetadata[
     this.ordered = options.ordered
   }
 
+  /** @internal A map's task gives the items of its chunk. */
+  protected override valueOf(task: Task): unknown {
+    return chunkItems(task.value, task.msgId)
+  }
+
   /** Each call starts a new pass over the results, which may begin while tasks are still running. */
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return this.ordered ? this.inOrder() : this.asTheyArrive()

@@ -3,7 +3,7 @@ import { ConfigError, HandshakeRefused, errorContent } from '../common/errors.js
 import { newSessionId } from '../common/ids.js'
 import { createLogger, type Logger } from '../common/log.js'
 import { channelUrl, checkConnectionInfo, ENGINE_KEYS, type EngineConnectionInfo } from '../protocol/connection-file.js'
-import type { ContentMap, MsgType, ShutdownReplyContent } from '../protocol/catalogue.js'
+import type { ContentMap, ExecuteInputContent, MimeBundleContent, MsgType, ShutdownReplyContent } from '../protocol/catalogue.js'
 import { contentOf } from '../protocol/content-readers.js'
 import { TASK_INVENTORY, TASK_ROUTER, replyTypeOf, type Header, type Message } from '../protocol/messages.js'
 import { Session } from '../protocol/session.js'
@@ -63,9 +63,10 @@ type ControlType = 'abort_request' | 'clear_request' | 'shutdown_request' | 'sig
 type Handler = (request: ShellRequest) => void
 
 /**
- * A JavaScript engine: registers with a controller, answers its heartbeat, runs apply_requests from the mux,
- * task and broadcast channels in a worker thread, publishes status and output on IOPub, and obeys control
- * (abort, clear, shutdown, signal). Every message it sends carries `metadata.engine` = its uuid.
+ * A JavaScript engine: registers with a controller, answers its heartbeat, runs apply_requests and
+ * execute_requests (JavaScript source) from the mux, task and broadcast channels in a worker thread, whose global
+ * scope is the engine's namespace (kept between tasks; a clear or an interrupt resets it), publishes status and
+ * output on IOPub, and obeys control (abort, clear, shutdown, signal). Every message it sends carries `metadata.engine` = its uuid.
  */
 export class Engine {
   readonly uuid: string
@@ -88,11 +89,8 @@ export class Engine {
 
   private readonly shellHandlers: Record<ShellType, Handler> = {
     apply_request: (request) => this.tasks.submit(request),
-    execute_request: (request) => this.tasks.refuse(request, {
-      ename: 'NotImplementedError',
-      evalue: 'this is a JavaScript engine (jsparallel): it cannot execute Python code. Send JavaScript functions with apply, or run ipengine for Python.',
-      traceback: [],
-    }),
+    // JavaScript source, run in the executor's global scope; Python code fails there as a SyntaxError that says so.
+    execute_request: (request) => this.tasks.submit(request),
   }
 
   private readonly controlHandlers: Record<ControlType, Handler> = {
@@ -162,6 +160,9 @@ export class Engine {
       status: (parent, state) => this.publish('status', 'status', { execution_state: state }, parent),
       publishError: (parent, content) => this.publish('error', 'error', content, parent),
       output: (parent, name, text) => this.output.write(parent, name, text),
+      publishExecute: (parent: Header, type: 'execute_input' | 'execute_result', content: ExecuteInputContent | MimeBundleContent) => {
+        this.publish(type, type, content, parent)
+      },
       trackOutput: (parent) => {
         this.lastParent = parent
         this.output.track(parent)

@@ -4,7 +4,8 @@ import { asBuffer, packFrames, type FromWorker, type OutputStream, type TaskErro
 
 /** How one run ended: a result, an error, or interrupted by the engine (abort). */
 export type RunOutcome =
-  | { status: 'ok'; frames: Buffer[] }
+  /** For an execute: `frames` are the last expression's value (none if it cannot be cloned), `text` its inspection. */
+  | { status: 'ok'; frames: Buffer[]; text?: string }
   | { status: 'error'; error: TaskError }
   | { status: 'aborted' }
 
@@ -14,6 +15,8 @@ export type OutputListener = (name: OutputStream, text: string) => void
 export interface TaskRunner {
   /** Runs one apply_request's buffers (they are handed over: the caller must not use them afterwards). */
   run(frames: Buffer[], onOutput: OutputListener): Promise<RunOutcome>
+  /** Runs JavaScript source in the executor's global scope (an execute_request); top-level await allowed. */
+  execute(code: string, onOutput: OutputListener): Promise<RunOutcome>
   /** Ends the running task at once (its run resolves `aborted`); false if none runs. */
   interrupt(): boolean
   /** A fresh executor thread, dropping cached functions and modules; waits for the running task first. */
@@ -41,6 +44,10 @@ interface Running {
  * Runs tasks one at a time in a `worker_threads` Worker. A task that kills its thread (process.exit, out of
  * memory) gets an error and a fresh thread is started; interrupting terminates the thread, which is the only
  * way to stop JavaScript that never yields.
+ *
+ * The thread's global scope is the engine's namespace: what a task or an execute leaves there (globals, and the
+ * `const`/`let`/`class` declarations of executed code) stays for the next ones, until a reset (clear_request), an
+ * interrupt (abort of the running task, SIGINT) or the death of the thread replaces the thread.
  */
 export class Executor implements TaskRunner {
   private worker!: Worker
@@ -78,6 +85,18 @@ export class Executor implements TaskRunner {
       } catch (e) {
         this.settle(engineError(`could not hand the task to the executor thread: ${(e as Error).message}`))
       }
+    })
+  }
+
+  execute(code: string, onOutput: OutputListener): Promise<RunOutcome> {
+    if (this.running) return Promise.reject(new Error('Executor.execute: a task is already running'))
+    if (this.closed) return Promise.resolve({ status: 'aborted' })
+    if (this.brokenReason) return Promise.resolve(engineError(`the executor thread cannot start: ${this.brokenReason}`))
+    const seq = ++this.seq
+    return new Promise((resolve) => {
+      this.running = { seq, onOutput, resolve }
+      const message: ToWorker = { type: 'execute', seq, code }
+      this.worker.postMessage(message)
     })
   }
 
@@ -140,7 +159,8 @@ export class Executor implements TaskRunner {
       if (running) running.onOutput(message.name, message.text)
       else this.options.onStrayOutput(message.name, message.text)
     } else if (running && message.type === 'done') {
-      this.settle({ status: 'ok', frames: message.frames.map(asBuffer) })
+      const frames = message.frames.map(asBuffer)
+      this.settle(message.text === undefined ? { status: 'ok', frames } : { status: 'ok', frames, text: message.text })
     } else if (running && message.type === 'failed') {
       this.settle({ status: 'error', error: message.error })
     }

@@ -30,13 +30,13 @@ export function replyMetadata(engine: EngineIdentity, request: Message, started:
 }
 
 /** Error content naming this engine, so clients attribute the failure to it. */
-export function taskErrorContent(engine: EngineIdentity, error: TaskError): ErrorContent {
+export function taskErrorContent(engine: EngineIdentity, error: TaskError, method: 'apply' | 'execute' = 'apply'): ErrorContent {
   return {
     status: 'error',
     ename: error.ename,
     evalue: error.evalue,
     traceback: error.traceback.length > 0 ? error.traceback : [`${error.ename}: ${error.evalue}`],
-    engine_info: { engine_uuid: engine.uuid, engine_id: engine.id, method: 'apply' },
+    engine_info: { engine_uuid: engine.uuid, engine_id: engine.id, method },
   }
 }
 

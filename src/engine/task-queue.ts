@@ -1,5 +1,7 @@
 import type { ErrorContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
+import type { ExecuteInputContent, ExecuteReplyContent, MimeBundleContent } from '../protocol/catalogue.js'
+import { contentOf } from '../protocol/content-readers.js'
 import { isoNow } from '../protocol/dates.js'
 import type { Header, Message, ReplyMetadata } from '../protocol/messages.js'
 import { isDescriptorKind } from '../protocol/payload.js'
@@ -21,6 +23,9 @@ export interface TaskQueueHost {
   /** IOPub `error`, as ipengine publishes beside every failed apply. */
   publishError(parent: Header, content: ErrorContent): void
   output(parent: Header, name: OutputStream, text: string): void
+  /** IOPub `execute_input` and `execute_result` of an execute_request (not of a silent one). */
+  publishExecute(parent: Header, type: 'execute_input', content: ExecuteInputContent): void
+  publishExecute(parent: Header, type: 'execute_result', content: MimeBundleContent): void
   /** Starts counting a task's stream messages. */
   trackOutput(parent: Header): void
   /** Publishes the task's buffered output now, so it precedes the reply, and says how many stream messages it had. */
@@ -48,9 +53,10 @@ const notJavaScript: TaskError = {
 }
 
 /**
- * The engine's shell work: apply_requests run one at a time in arrival order (from mux, task or broadcast
- * alike), each bracketed by busy/idle status (unless its metadata declines them), its output published before its reply. Aborts answer queued
- * tasks at once, stop a running one for real, and are remembered for tasks that have not arrived yet.
+ * The engine's shell work: apply_requests and execute_requests run one at a time in arrival order (from mux, task
+ * or broadcast alike), each bracketed by busy/idle status (unless its metadata declines them), its output published
+ * before its reply. Aborts answer queued tasks at once, stop a running one for real, and are remembered for tasks
+ * that have not arrived yet.
  */
 export class TaskQueue {
   private readonly queue: ShellRequest[] = []
@@ -58,6 +64,8 @@ export class TaskQueue {
   private running: { request: ShellRequest; interruption?: Interruption } | undefined
   private pumping: Promise<void> | undefined
   private closed = false
+  /** Execute requests that were not silent, as ipykernel counts them (`execution_count`); a clear keeps it. */
+  private executionCount = 0
   private readonly now: () => string
   private readonly maxRememberedAborts: number
 
@@ -81,7 +89,7 @@ export class TaskQueue {
       this.replyAborted(request)
       return
     }
-    if (!isJavaScriptApply(request.msg.buffers)) {
+    if (request.msg.header.msg_type === 'apply_request' && !isJavaScriptApply(request.msg.buffers)) {
       this.refuse(request, notJavaScript)
       return
     }
@@ -150,8 +158,15 @@ export class TaskQueue {
       this.host.trackOutput(header)
       const started = this.now()
       let outcome: RunOutcome
+      let execution: Execution | undefined
       try {
-        outcome = await this.runner.run(request.msg.buffers, (name, text) => this.host.output(header, name, text))
+        const onOutput = (name: OutputStream, text: string): void => this.host.output(header, name, text)
+        if (header.msg_type === 'execute_request') {
+          execution = this.startExecution(request)
+          outcome = await this.runner.execute(execution.code, onOutput)
+        } else {
+          outcome = await this.runner.run(request.msg.buffers, onOutput)
+        }
       } catch (e) {
         outcome = { status: 'error', error: { ename: 'EngineError', evalue: `the engine could not run the task: ${(e as Error).message}`, traceback: [] } }
       }
@@ -160,9 +175,16 @@ export class TaskQueue {
       if (outcome.status === 'aborted' && interruption === 'signal') {
         outcome = { status: 'error', error: { ename: 'KeyboardInterrupt', evalue: 'the task was interrupted by a signal_request (SIGINT)', traceback: [] } }
       }
-      this.answer(request, started, outcome)
+      this.answer(request, started, outcome, execution)
       this.status(request, 'idle')
     }
+  }
+
+  /** Reads an execute_request's code, counts it and publishes it as `execute_input`, as ipykernel does. */
+  private startExecution(request: ShellRequest): Execution {
+    const { code, silent = false } = contentOf(request.msg, 'execute_request')
+    if (!silent) this.host.publishExecute(request.msg.header, 'execute_input', { code, execution_count: ++this.executionCount })
+    return { code, silent, count: this.executionCount }
   }
 
   /** Busy/idle on IOPub, unless the request's metadata says `iopub_status: false` (the JS client's tasks). */
@@ -170,17 +192,22 @@ export class TaskQueue {
     if (request.msg.metadata.iopub_status !== false) this.host.status(request.msg.header, state)
   }
 
-  private answer(request: ShellRequest, started: string, outcome: RunOutcome): void {
+  private answer(request: ShellRequest, started: string, outcome: RunOutcome, execution?: Execution): void {
     const { engine } = this.options
     // The client holds the reply until it has seen this many stream messages: IOPub and the reply travel apart.
     const streams = this.host.finishOutput(request.msg.header)
-    if (outcome.status === 'ok') {
+    if (outcome.status === 'ok' && execution) {
+      const data = outcome.text === undefined ? undefined : { 'text/plain': outcome.text }
+      if (data && !execution.silent) this.host.publishExecute(request.msg.header, 'execute_result', { execution_count: execution.count, data, metadata: {} })
+      const content: ExecuteReplyContent = { status: 'ok', execution_count: execution.count, user_expressions: {}, payload: [], ...(data ? { data } : {}) }
+      this.host.reply(request, content, { ...replyMetadata(engine, request.msg, started, 'ok'), streams }, outcome.frames)
+    } else if (outcome.status === 'ok') {
       this.host.reply(request, okContent, { ...replyMetadata(engine, request.msg, started, 'ok'), streams }, outcome.frames)
     } else if (outcome.status === 'aborted') {
       this.options.log.info(`aborted ${request.msg.header.msg_id}`)
       this.host.reply(request, abortedContent, { ...replyMetadata(engine, request.msg, started, 'aborted'), streams })
     } else {
-      const content = taskErrorContent(engine, outcome.error)
+      const content = taskErrorContent(engine, outcome.error, request.msg.header.msg_type === 'execute_request' ? 'execute' : 'apply')
       this.options.log.info(`${request.msg.header.msg_type} ${request.msg.header.msg_id} failed: ${outcome.error.ename}: ${outcome.error.evalue}`)
       this.host.publishError(request.msg.header, content)
       this.host.reply(request, content, { ...replyMetadata(engine, request.msg, started, 'error', outcome.error.ename), streams })
@@ -199,6 +226,13 @@ export class TaskQueue {
       this.aborted.delete(old)
     }
   }
+}
+
+/** An execute_request being run: its code, whether it is silent, and its execution_count. */
+interface Execution {
+  code: string
+  silent: boolean
+  count: number
 }
 
 /** Whether buffer 0 is one of our function descriptors; a Python client's pickled function is not. */

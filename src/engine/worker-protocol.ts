@@ -19,14 +19,25 @@ export interface RunMessage {
   frames: Uint8Array[]
 }
 
-export type ToWorker = RunMessage
+/** Main thread to executor: run JavaScript source in the thread's global scope (an execute_request). */
+export interface ExecuteMessage {
+  type: 'execute'
+  seq: number
+  code: string
+}
+
+export type ToWorker = RunMessage | ExecuteMessage
 
 export type FromWorker =
   /** The executor finished setting up; a worker that dies before this is broken, not killed by a task. */
   | { type: 'ready' }
   /** Text the task wrote; `seq` is the running task, or the last one when output comes after it ended. */
   | { type: 'output'; seq: number; name: OutputStream; text: string }
-  | { type: 'done'; seq: number; frames: Uint8Array[] }
+  /**
+   * A result. For an execute, `frames` are the last expression's value (none when it cannot be cloned) and
+   * `text` is that value as `util.inspect` shows it (absent when the code gave no value).
+   */
+  | { type: 'done'; seq: number; frames: Uint8Array[]; text?: string }
   | { type: 'failed'; seq: number; error: TaskError }
 
 /**

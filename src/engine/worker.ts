@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
 import { parentPort } from 'node:worker_threads'
+import { compileCode } from './evaluate.js'
 import { decodeApply, encodeValue, findUncloneable, type FunctionDescriptor } from '../protocol/payload.js'
 import { asBuffer, packFrames, type FromWorker, type OutputStream, type TaskError, type ToWorker } from './worker-protocol.js'
 
@@ -191,7 +192,7 @@ function encodeResult(result: unknown): { frames: Buffer[] } | { error: TaskErro
   }
 }
 
-function finish(seq: number, outcome: { frames: Buffer[] } | { error: TaskError }): void {
+function finish(seq: number, outcome: { frames: Buffer[]; text?: string } | { error: TaskError }): void {
   // An uncaught exception may already have failed this task; its late result is dropped.
   if (current !== seq) return
   current = undefined
@@ -202,7 +203,7 @@ function finish(seq: number, outcome: { frames: Buffer[] } | { error: TaskError 
   try {
     // Frame 0 is the serializer's own buffer; the rest are views of the task's data, which must stay intact.
     const { views, transfer } = packFrames(outcome.frames, (index) => index === 0)
-    post({ type: 'done', seq, frames: views }, transfer)
+    post(outcome.text === undefined ? { type: 'done', seq, frames: views } : { type: 'done', seq, frames: views, text: outcome.text }, transfer)
   } catch (e) {
     post({ type: 'failed', seq, error: { ename: 'DataCloneError', evalue: `the result could not be handed to the engine: ${(e as Error).message}`, traceback: [] } })
   }
@@ -225,6 +226,43 @@ async function run(seq: number, frames: Uint8Array[]): Promise<void> {
   finish(seq, outcome)
 }
 
+/** Execute requests run so far; names each one's code in stack traces (`<execute 3>:1:7`). */
+let executions = 0
+
+const notPython =
+  ' (this engine runs JavaScript (jsparallel): execute takes JavaScript source; run Python code on an ipengine)'
+
+/**
+ * An execute_request: JavaScript source run in this thread's global scope (evaluate.ts). Its value, when it has
+ * one, comes back with its inspection; a value that cannot be cloned (a function, say) comes back as text alone.
+ */
+async function execute(seq: number, code: string): Promise<void> {
+  current = seq
+  last = seq
+  let outcome: { frames: Buffer[]; text?: string } | { error: TaskError }
+  try {
+    const compiled = compileCode(code, `<execute ${++executions}>`)
+    const value: unknown = compiled.awaits ? await compiled.run() : compiled.run()
+    outcome = value === undefined ? { frames: [] } : { frames: cloneOrNothing(value), text: inspect(value) }
+  } catch (e) {
+    const error = describe(e, undefined)
+    // A declaration made twice is plainly JavaScript; any other syntax error may be Python code sent here.
+    if (error.ename === 'SyntaxError' && !/has already been declared/.test(error.evalue)) error.evalue += notPython
+    outcome = { error: { ...error, traceback: error.traceback.filter((line) => !line.includes('(node:vm:') && !line.includes(evaluateUrl)) } }
+  }
+  finish(seq, outcome)
+}
+
+const evaluateUrl = new URL('./evaluate.js', import.meta.url).href
+
+function cloneOrNothing(value: unknown): Buffer[] {
+  try {
+    return encodeValue(value)
+  } catch {
+    return []
+  }
+}
+
 // A throw from a timer or an unawaited promise would end the thread; it fails the running task instead,
 // or is reported as stderr output when no task runs.
 process.on('uncaughtException', (error) => {
@@ -239,6 +277,6 @@ captureOutput()
 // Source functions may `require` packages, resolved from the engine's working directory.
 ;(globalThis as Record<string, unknown>).require = cwdRequire
 port.on('message', (message: ToWorker) => {
-  void run(message.seq, message.frames)
+  void (message.type === 'run' ? run(message.seq, message.frames) : execute(message.seq, message.code))
 })
 post({ type: 'ready' })

@@ -37,6 +37,17 @@ export interface ExecuteRequestContent {
   stop_on_error?: boolean
 }
 
+/**
+ * ipykernel's `execute_reply`; ours adds `data`, the execute_result's mime bundle (`text/plain`), so a client
+ * gets the value's text with the reply. Our engines also send the value itself in the buffers when it can be cloned.
+ */
+export interface ExecuteReplyContent extends OkContent {
+  execution_count?: number
+  user_expressions?: JsonObject
+  payload?: unknown[]
+  data?: JsonObject
+}
+
 // Control channel, addressed to one engine.
 
 export interface AbortRequestContent {
@@ -211,7 +222,7 @@ export interface ContentMap {
   apply_request: ApplyRequestContent
   apply_reply: ShellReplyContent
   execute_request: ExecuteRequestContent
-  execute_reply: ShellReplyContent | (OkContent & { execution_count?: number; user_expressions?: JsonObject })
+  execute_reply: ShellReplyContent | ExecuteReplyContent
   abort_request: AbortRequestContent
   abort_reply: OkContent
   clear_request: Empty

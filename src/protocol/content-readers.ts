@@ -6,7 +6,7 @@
  */
 import { ProtocolError } from '../common/errors.js'
 import type {
-  AbortRequestContent, ConnectionReplyContent, ContentMap, DbReplyContent, DbRequestContent, EngineNotificationContent, ExecuteInputContent,
+  AbortRequestContent, ConnectionReplyContent, ContentMap, DbReplyContent, DbRequestContent, EngineNotificationContent, ExecuteInputContent, ExecuteRequestContent,
   HistoryReplyContent, HubResultRecord, PurgeRequestContent, QueueReplyContent, QueueRequestContent, RegistrationReplyContent,
   RegistrationRequestContent, ResubmitReplyContent, ResubmitRequestContent, ResultReplyContent, ResultRequestContent, SignalRequestContent,
   StatusContent, StreamContent, TaskInventoryContent, UnregistrationRequestContent,
@@ -199,6 +199,7 @@ const readers = {
     }
     return { status: 'ok', resubmitted }
   },
+  execute_request: (f: Fields): ExecuteRequestContent => ({ code: f.string('code'), silent: f.content.silent === true }),
   status: (f: Fields): StatusContent => ({ execution_state: f.string('execution_state') }),
   stream: (f: Fields): StreamContent => ({ name: f.content.name === 'stderr' ? 'stderr' : 'stdout', text: f.string('text') }),
   execute_input: (f: Fields): ExecuteInputContent => ({ code: f.string('code') }),

@@ -167,6 +167,46 @@ print(${JSON.stringify(MARK)} + json.dumps({"results": out, "engines": sorted(k 
   t.ok(records.every((r) => ours.has(r.msg_id) === jsEngines.has(r.engine_uuid ?? '')), 'each with the engine of its language that ran it')
 })
 
+t.test("the stock Python client's execute on our engine: Python code fails clearly (mux and task channels), JavaScript runs", async (t) => {
+  requireIpyparallel()
+  const c = await startController(t)
+  startEngine(t, c.profileDir)
+  const result = await runPython(t, `
+import json, sys
+import ipyparallel as ipp
+from ipyparallel.client.asyncresult import AsyncResult
+rc = ipp.Client(profile_dir=sys.argv[1])
+rc.wait_for_engines(1, timeout=60)
+def failure(run):
+    try:
+        run()
+    except Exception as e:
+        if hasattr(e, "elist"):
+            ename, evalue = e.elist[0][0], e.elist[0][1]
+        else:
+            ename, evalue = getattr(e, "ename", type(e).__name__), getattr(e, "evalue", str(e))
+        return {"ename": ename, "evalue": evalue}
+    return None
+out = {}
+out["direct"] = failure(lambda: rc[0].execute("import numpy as np\\nx = np.arange(3)", block=True))
+def load_balanced():
+    fut = rc.send_execute_request(rc._task_socket, "def f(x):\\n    return x", metadata={"language": "javascript"})
+    AsyncResult(rc, [fut], fname="execute").get(timeout=60)
+out["task"] = failure(load_balanced)
+reply = rc[0].execute("answer = 6 * 7", silent=False, block=True).get()
+out["javascript"] = {"count": reply.execution_count, "text": reply.data.get("text/plain")}
+rc.close()
+print(${JSON.stringify(MARK)} + json.dumps(out))
+`, [c.profileDir]) as Record<string, unknown>
+  const clear = { ename: 'SyntaxError', evalue: /runs JavaScript.*ipengine/ }
+  t.match(result.direct, clear, 'a DirectView execute of Python code is a SyntaxError that says the engine runs JavaScript')
+  t.match(result.task, clear, 'and so is one sent load-balanced')
+  t.same(result.javascript, { count: 1, text: '42' }, 'JavaScript code runs, its value is the execute_result')
+  const client = ourClient(t, c.profileDir)
+  await client.waitForEngines(1, { timeoutMs: 60_000 })
+  t.equal(await client.directView(client.ids[0] as number).pull('answer'), 42, 'in the namespace our client reads')
+})
+
 t.test("the README's Python example runs against our controller and gives 3", async (t) => {
   requireIpyparallel()
   const [block, ...others] = codeBlocks(join(repoRoot, 'README.md'), 'python')

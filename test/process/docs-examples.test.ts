@@ -117,6 +117,18 @@ const promises: { contains: string; check: (t: Test, lines: string[]) => void }[
     },
   },
   {
+    contains: 'await dv.push({ factor: 3 })',
+    check: (t, lines) => {
+      t.same(lines, ['[ 1006, 1012, 1018 ]', '[ 3, 3 ]', '[ 10, 35 ]', '10', '42 42'], 'execute, push, map, pull, scatter, gather as promised')
+    },
+  },
+  {
+    contains: "engine.execute('import numpy as np')",
+    check: (t, lines) => {
+      t.same(lines, [`${process.platform} loading`, 'true SyntaxError'], 'top-level await, import() and output; Python code is a SyntaxError')
+    },
+  },
+  {
     contains: 'await urgent.apply(() => 42)',
     check: (t, lines) => {
       t.equal(lines[0], '42 100', 'the urgent task gives 42 and the backlog 100 results')

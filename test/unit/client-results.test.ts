@@ -3,7 +3,7 @@ import t from 'tap'
 import { AsyncResult, type ResultContext } from '../../src/client/async-result.js'
 import { ClientClosedError } from '../../src/client/connection.js'
 import { AsyncMapResult, lazyMap } from '../../src/client/map.js'
-import { Task } from '../../src/client/task.js'
+import { Task, type ResultMetadata } from '../../src/client/task.js'
 import { CompositeError, RemoteError } from '../../src/common/errors.js'
 
 let counter = 0
@@ -238,4 +238,44 @@ t.test('waitInteractive: a bar on a TTY, one line otherwise', async (t) => {
   out.on('data', (d: Buffer) => (timedOut += d.toString()))
   t.equal(await pending.waitInteractive({ stream: out, timeoutMs: 20 }), false)
   t.match(timedOut, /0\/1 tasks done, still running/)
+})
+
+/** A finished task: ran on `engineId`, submitted at 0 ms, started and completed at the given ms, received at `received`. */
+function ranTask(engineId: number, value: unknown, times: { started: number; completed: number; received: number }): Task {
+  const task = new Task(`m${counter++}`, new Date(0))
+  Object.assign(task.metadata, { engineId, started: new Date(times.started), completed: new Date(times.completed), received: new Date(times.received) })
+  task.resolve(value)
+  return task
+}
+
+t.test('engineId is the engine of a single task, or of each task in order', async (t) => {
+  const a = ranTask(3, 'x', { started: 1, completed: 2, received: 3 })
+  const b = ranTask(1, 'y', { started: 1, completed: 2, received: 3 })
+  t.equal(single(a).engineId, 3)
+  const many = new AsyncResult<unknown[], readonly ResultMetadata[]>([a, b], (v) => v, context, { single: false })
+  t.same(many.engineId, [3, 1])
+  t.equal(single(newTask()).engineId, undefined, 'undefined until known')
+})
+
+t.test('wallTimeMs spans first submission to last reply; serialTimeMs adds up the tasks\' run times', async (t) => {
+  const a = ranTask(0, 1, { started: 10, completed: 110, received: 120 })
+  const b = ranTask(1, 2, { started: 20, completed: 70, received: 200 })
+  const ar = new AsyncResult<unknown[], readonly ResultMetadata[]>([a, b], (v) => v, context, { single: false })
+  await ar
+  t.equal(ar.wallTimeMs, 200)
+  t.equal(ar.serialTimeMs, 150)
+  t.throws(() => single(newTask()).wallTimeMs, { name: 'ConfigError', message: /wallTimeMs was read before the result was ready/ })
+  t.throws(() => single(newTask()).serialTimeMs, { name: 'ConfigError' })
+})
+
+t.test('getDict keys the results by engine; a map task gives its chunk; two tasks on one engine are refused', async (t) => {
+  const times = { started: 1, completed: 2, received: 3 }
+  const ar = new AsyncResult<unknown[], readonly ResultMetadata[]>([ranTask(2, 'two', times), ranTask(0, 'zero', times)], (v) => v, context, { single: false })
+  t.same([...(await ar.getDict())], [[2, 'two'], [0, 'zero']])
+  t.same([...(await mapOf([ranTask(1, [1, 2], times), ranTask(0, [3], times)]).getDict())], [[1, [1, 2]], [0, [3]]])
+  const twice = mapOf([ranTask(1, [1], times), ranTask(1, [2], times)])
+  await t.rejects(twice.getDict(), { name: 'ConfigError', message: /more than one task ran on engine 1/ })
+  const failed = newTask()
+  failed.reject(remote('broken'))
+  await t.rejects(single(failed).getDict(), { name: 'RemoteError', message: /broken/ })
 })

@@ -126,3 +126,64 @@ t.test('a source sent again is compiled once per executor thread, so V8 can opti
   const fn: FunctionDescriptor = { kind: 'source', source: counting, name: 'counting' }
   for (let i = 0; i < 3; i++) t.equal(value(await ex.run(encodeApply(fn, []), () => {})), 1, `run ${i + 1} uses the first compilation`)
 })
+
+// Execute: JavaScript source run in the executor's global scope.
+
+function executed(outcome: RunOutcome): { value: unknown; text: string | undefined } {
+  if (outcome.status !== 'ok') throw new Error(`execute did not succeed: ${JSON.stringify(outcome)}`)
+  return { value: outcome.frames.length > 0 ? decodeValue(outcome.frames) : undefined, text: outcome.text }
+}
+
+t.test('execute gives the last expression\'s value and its inspection; a declaration gives none', async (t) => {
+  const { ex } = executor(t)
+  t.same(executed(await ex.execute('const a = [1, 2]\na.map((x) => x * 10)', () => {})), { value: [10, 20], text: '[ 10, 20 ]' })
+  t.same(executed(await ex.execute('let nothing = 1', () => {})), { value: undefined, text: undefined })
+})
+
+t.test('execute keeps its declarations in the global scope, where later code and tasks see them', async (t) => {
+  const { ex } = executor(t)
+  await ex.execute('const base = 100; var v = 1; function addBase(x) { return x + base }; implicit = 5', () => {})
+  t.equal(executed(await ex.execute('addBase(v) + implicit', () => {})).value, 106)
+  t.equal(value(await ex.run(encodeApply({ kind: 'source', source: '(x) => addBase(x)', name: '' }, [1]), () => {})), 101)
+  await ex.reset()
+  t.match(await ex.execute('base', () => {}), { status: 'error', error: { ename: 'ReferenceError', evalue: /base is not defined/ } })
+})
+
+t.test('execute allows top-level await; the last expression is still the value', async (t) => {
+  const { ex } = executor(t)
+  const code = 'const r = await new Promise((resolve) => setTimeout(() => resolve(21), 1))\nglobalThis.kept = r\nr * 2;'
+  t.same(executed(await ex.execute(code, () => {})), { value: 42, text: '42' })
+  t.equal(executed(await ex.execute('kept', () => {})).value, 21, 'a global assigned by awaiting code stays')
+  t.same(executed(await ex.execute('for (let i = 0; i < 2; i++) await i\nconsole.log("done")', () => {})), { value: undefined, text: undefined })
+  t.match(executed(await ex.execute('await import("node:os")', () => {})), { value: undefined, text: /EOL/ }, 'a module namespace cannot be cloned: it comes back as text')
+  t.match(executed(await ex.execute('(await import("node:os")).EOL', () => {})), { value: '\n' })
+})
+
+t.test('execute: a value that cannot be cloned comes back as its text alone', async (t) => {
+  const { ex } = executor(t)
+  t.same(executed(await ex.execute('square = (x) => x * x', () => {})), { value: undefined, text: '[Function: square]' })
+})
+
+t.test('execute: output is captured; an error gives its name, message and a traceback naming the code', async (t) => {
+  const { ex } = executor(t)
+  const seen: string[] = []
+  const outcome = await ex.execute('console.log("before")\nnull.boom', (name, text) => seen.push(`${name}:${text}`))
+  t.same(seen, ['stdout:before\n'])
+  t.match(outcome, { status: 'error', error: { ename: 'TypeError', evalue: /Cannot read properties of null/, traceback: [/TypeError/, /<execute \d+>:2/] } })
+  const awaited = await ex.execute('await 1\nthrow new RangeError("far")', () => {})
+  t.match(awaited, { status: 'error', error: { ename: 'RangeError', evalue: 'far', traceback: [/RangeError: far/, /<execute \d+>:2/] } })
+})
+
+t.test('execute of Python code fails as a SyntaxError that says the engine runs JavaScript', async (t) => {
+  const { ex } = executor(t)
+  for (const code of ['import numpy as np', 'def f(x):\n    return x * 2', 'squares = [i * i for i in range(3)]']) {
+    const outcome = await ex.execute(code, () => {})
+    t.match(outcome, { status: 'error', error: { ename: 'SyntaxError', evalue: /runs JavaScript.*ipengine/ } }, code)
+  }
+  await ex.execute('const once = 1', () => {})
+  const twice = await ex.execute('const once = 2', () => {})
+  t.match(twice, { status: 'error', error: { ename: 'SyntaxError', evalue: /^Identifier 'once' has already been declared$/ } }, 'a JavaScript mistake gets no word about Python')
+  const awaiting = await ex.execute('await 1\nlet = = 2', () => {})
+  t.match(awaiting, { status: 'error', error: { ename: 'SyntaxError', evalue: /^(?!.*await).*Unexpected token/ } }, 'code that awaits: the error is its own, not the await\'s')
+  t.equal(executed(await ex.execute('1 + 1', () => {})).value, 2, 'and the engine goes on')
+})

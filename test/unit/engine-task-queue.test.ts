@@ -8,11 +8,14 @@ import { encodeApply } from '../../src/protocol/payload.js'
 
 /** A runner whose tasks finish when the test says so. */
 class FakeRunner implements TaskRunner {
-  runs: { frames: Buffer[]; onOutput: OutputListener; resolve: (o: RunOutcome) => void }[] = []
+  runs: { frames: Buffer[]; code?: string; onOutput: OutputListener; resolve: (o: RunOutcome) => void }[] = []
   interrupts = 0
   resets = 0
   run(frames: Buffer[], onOutput: OutputListener): Promise<RunOutcome> {
     return new Promise((resolve) => this.runs.push({ frames, onOutput, resolve }))
+  }
+  execute(code: string, onOutput: OutputListener): Promise<RunOutcome> {
+    return new Promise((resolve) => this.runs.push({ frames: [], code, onOutput, resolve }))
   }
   interrupt(): boolean {
     this.interrupts++
@@ -37,6 +40,11 @@ function request(buffers = jsBuffers(), metadata: Record<string, unknown> = {}):
   return { idents: [Buffer.from('task_out'), Buffer.from('client')], msg: { header, parent_header: {}, metadata, content: {}, buffers } }
 }
 
+function executeRequest(code: string, silent = false): ShellRequest {
+  const header: Header = { msg_id: `m${n++}`, msg_type: 'execute_request', username: 'u', session: 'client', date: '', version: '5.3' }
+  return { idents: [Buffer.from('client')], msg: { header, parent_header: {}, metadata: {}, content: { code, silent, user_expressions: {} }, buffers: [] } }
+}
+
 function setup() {
   const runner = new FakeRunner()
   const events: string[] = []
@@ -49,6 +57,7 @@ function setup() {
     status: (parent, state) => events.push(`${state} ${parent.msg_id}`),
     publishError: (parent, content: ErrorContent) => events.push(`error ${parent.msg_id} ${content.ename}`),
     output: (parent, name, text) => events.push(`${name} ${parent.msg_id} ${text}`),
+    publishExecute: (parent: Header, type: string, content: object) => events.push(`${type} ${parent.msg_id} ${JSON.stringify(content)}`),
     trackOutput: () => {},
     finishOutput: () => {
       events.push('flush')
@@ -112,6 +121,55 @@ t.test('a failed task answers error content naming the engine and publishes an I
     metadata: { status: 'error', dependencies_met: false, engine_info: { engine_uuid: 'engine-uuid', engine_id: 4 } },
   })
   t.ok(events.includes(`error ${a.msg.header.msg_id} UnmetDependency`))
+})
+
+t.test('an execute_request runs its code: execute_input, output, execute_result, then a reply with the count and the value', async (t) => {
+  const { runner, events, replies, queue } = setup()
+  const a = executeRequest('console.log("hi"); 6 * 7')
+  queue.submit(a)
+  t.equal(runner.runs[0]?.code, 'console.log("hi"); 6 * 7')
+  runner.runs[0]?.onOutput('stdout', 'hi\n')
+  runner.runs.shift()?.resolve({ status: 'ok', frames: [Buffer.from('42')], text: '42' })
+  await tick()
+  const id = a.msg.header.msg_id
+  t.same(events, [
+    `busy ${id}`,
+    `execute_input ${id} {"code":"console.log(\\"hi\\"); 6 * 7","execution_count":1}`,
+    `stdout ${id} hi\n`,
+    'flush',
+    `execute_result ${id} {"execution_count":1,"data":{"text/plain":"42"},"metadata":{}}`,
+    `reply ${id} ok`,
+    `idle ${id}`,
+  ])
+  t.same(replies[0]?.content, { status: 'ok', execution_count: 1, user_expressions: {}, payload: [], data: { 'text/plain': '42' } })
+  t.same(replies[0]?.buffers.map(String), ['42'])
+})
+
+t.test('a silent execute publishes neither its input nor its result and does not count', async (t) => {
+  const { runner, events, replies, queue } = setup()
+  queue.submit(executeRequest('x = 1', true))
+  runner.runs.shift()?.resolve({ status: 'ok', frames: [], text: '1' })
+  await tick()
+  queue.submit(executeRequest('x'))
+  runner.runs.shift()?.resolve({ status: 'error', error: { ename: 'SyntaxError', evalue: 'bad', traceback: [] } })
+  await tick()
+  t.notOk(events.some((e) => e.startsWith('execute_result')))
+  t.equal(events.filter((e) => e.startsWith('execute_input')).length, 1)
+  t.match(replies[0]?.content, { status: 'ok', execution_count: 0 })
+  t.match(replies[1]?.content, { status: 'error', ename: 'SyntaxError', engine_info: { method: 'execute' } })
+})
+
+t.test('an execute_request without code is answered with an error, and the queue goes on', async (t) => {
+  const { runner, replies, queue } = setup()
+  const bad = executeRequest('')
+  ;(bad.msg.content as Record<string, unknown>).code = 5
+  queue.submit(bad)
+  await tick()
+  t.match(replies[0]?.content, { status: 'error', ename: 'EngineError', evalue: /code/ })
+  queue.submit(request())
+  runner.finish()
+  await tick()
+  t.equal(replies[1]?.content.status, 'ok')
 })
 
 t.test('buffers that are not a JavaScript descriptor are refused at once', async (t) => {
