@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigError } from '../common/errors.js'
 import { encodeApply, findUncloneable, type FunctionDescriptor } from '../protocol/payload.js'
+import { serializerModules } from '../protocol/serializers.js'
 
 /**
  * How a task's function travels (docs/protocol.md, buffer 0): its source text, a module export that engines
@@ -176,10 +177,7 @@ function wellKnownGlobals(): Map<Function, string> {
 export function chunkDescriptor(fn: FunctionDescriptor, inputs: number): FunctionDescriptor {
   // Conditions hold per engine, so they are checked once per chunk, around the chunk's loop.
   if (fn.kind === 'dependent' || fn.kind === 'requires') return { ...fn, fn: chunkDescriptor(fn.fn, inputs) }
-  const find =
-    fn.kind === 'source' ? `(${fn.source}\n)`
-    : fn.kind === 'module' ? `(await import(${JSON.stringify(fn.module)}))[${JSON.stringify(fn.export)}]`
-    : `(...a) => ${fn.path}(...a)` // a path from our own table of identifiers, so it is safe to embed
+  const find = functionExpression(fn)
   const name = functionName(fn)
   const call = inputs === 1 ? '(x) => f(x)' : '(args) => f(...args)'
   const source = [
@@ -190,6 +188,34 @@ export function chunkDescriptor(fn: FunctionDescriptor, inputs: number): Functio
     '}',
   ].join('\n')
   return { kind: 'source', source, name }
+}
+
+/** Source of an expression (inside an async function) that evaluates to the function a descriptor names. */
+function functionExpression(fn: Exclude<FunctionDescriptor, { kind: 'dependent' | 'requires' }>): string {
+  return fn.kind === 'source' ? `(${fn.source}\n)`
+    : fn.kind === 'module' ? `(await import(${JSON.stringify(fn.module)}))[${JSON.stringify(fn.export)}]`
+    : `(...a) => ${fn.path}(...a)` // a path from our own table of identifiers, so it is safe to embed
+}
+
+/**
+ * With serializers registered with a `module` (registerSerializer), a task first imports those modules on its
+ * engine, so the engine's executor knows the classes: the arguments are then revived as instances (tagged ones
+ * that arrived before the import), and instances in the result are tagged on the way back. Conditions of
+ * `dependent`/`requires` stay outside, as for a map chunk. Without such serializers, the descriptor is unchanged.
+ */
+export function withSerializerModules(fn: FunctionDescriptor): FunctionDescriptor {
+  const modules = serializerModules()
+  if (modules.length === 0) return fn
+  if (fn.kind === 'dependent' || fn.kind === 'requires') return { ...fn, fn: withSerializerModules(fn.fn) }
+  const source = [
+    'async (...args) => {',
+    `for (const m of ${JSON.stringify(modules)}) await import(m);`,
+    "const registry = globalThis[Symbol.for('jsparallel.serializers')];",
+    `const f = ${functionExpression(fn)};`,
+    'return f(...(registry ? registry.revive(args) : args));',
+    '}',
+  ].join('\n')
+  return { kind: 'source', source, name: functionName(fn) }
 }
 
 /** The name shown for a function: its own, its export's, its global path, or the wrapped function's. */
@@ -213,7 +239,7 @@ export function functionName(fn: FunctionDescriptor): string {
  */
 export function encodeTask(fn: FunctionDescriptor, args: readonly unknown[]): Buffer[] {
   try {
-    return encodeApply(fn, args)
+    return encodeApply(withSerializerModules(fn), args)
   } catch (e) {
     throw refusal('argument', args, 'args', e)
   }
@@ -226,7 +252,7 @@ export function encodeTask(fn: FunctionDescriptor, args: readonly unknown[]): Bu
  */
 export function encodeChunk(fn: FunctionDescriptor, items: readonly unknown[], start: number, inputs: number): Buffer[] {
   try {
-    return encodeApply(fn, [items])
+    return encodeApply(withSerializerModules(fn), [items])
   } catch (e) {
     for (const [i, item] of items.entries()) {
       const values = inputs === 1 ? [item] : (item as readonly unknown[])

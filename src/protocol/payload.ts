@@ -1,5 +1,6 @@
 import v8 from 'node:v8'
 import { ProtocolError } from '../common/errors.js'
+import { reviveRegistered, tagRegistered } from './serializers.js'
 
 /**
  * Our buffers of `apply_request`/`apply_reply` (the controller never reads them; docs/protocol.md):
@@ -101,7 +102,8 @@ function viewOver(Type: ViewType, frame: Buffer): unknown {
 export function encodeValue(value: unknown, threshold = OUT_OF_BAND_BYTES): Buffer[] {
   const serializer = new FrameSerializer(threshold)
   serializer.writeHeader()
-  serializer.writeValue(value)
+  // Instances of registered classes travel tagged (serializers.ts); with none registered this is the value itself.
+  serializer.writeValue(tagRegistered(value))
   return [serializer.releaseBuffer(), ...serializer.frames]
 }
 
@@ -117,14 +119,16 @@ export function decodeValueAt(frames: readonly Buffer[], offset: number): { valu
   const data = frames[offset]
   if (!data) throw new ProtocolError('payload has no frames')
   const deserializer = new FrameDeserializer(data, frames.slice(offset + 1))
+  let value: unknown
   try {
     deserializer.readHeader()
-    const value: unknown = deserializer.readValue()
-    return { value, next: offset + 1 + deserializer.used }
+    value = deserializer.readValue()
   } catch (e) {
     if (e instanceof ProtocolError) throw e
     throw new ProtocolError(`payload is not a valid structured clone: ${(e as Error).message}`, { cause: e })
   }
+  // Instances of classes registered here come back as such (serializers.ts); a decode that throws says so itself.
+  return { value: reviveRegistered(value), next: offset + 1 + deserializer.used }
 }
 
 /** Buffers of an apply_request. */
