@@ -1,4 +1,5 @@
 import { CompositeError, ConfigError, RemoteError, TimeoutError } from '../common/errors.js'
+import { outputSections, type OutputGrouping } from './outputs.js'
 import { waitInteractive, type WaitInteractiveOptions } from './progress.js'
 import type { ResultMetadata, Task } from './task.js'
 
@@ -11,6 +12,29 @@ export interface ResultContext {
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: Error }
+
+/** A value with errors in place of the values of tasks that failed (`returnExceptions`). */
+export type WithErrors<T> = T extends readonly (infer U)[] ? (U | Error)[] : T | Error
+
+/** Options of `get`. */
+export interface GetOptions {
+  /** Reject with a TimeoutError if the result is not ready by then, ms. Default: no limit. */
+  timeoutMs?: number
+  /**
+   * Give each failed task's error in place of its value instead of rejecting (ipyparallel's `return_exceptions`):
+   * for several tasks, an array with errors where values would be; for a map, the chunk's error at each of its
+   * inputs' positions. Default: the result's own setting (the `returnExceptions` option of `map`), else false.
+   */
+  returnExceptions?: boolean
+}
+
+/** Options of `displayOutputs`. */
+export interface DisplayOutputsOptions {
+  /** `'type'` (default): all stdout, then all stderr; `'engine'`: each engine's stdout and stderr in turn. */
+  groupBy?: OutputGrouping
+  /** Write the text to this process's stdout and stderr (each output to its own stream). Default true. */
+  print?: boolean
+}
 
 /**
  * The result of one or more submitted tasks. It is awaitable (`await view.apply(f, 1)` gives the value), and can
@@ -29,17 +53,19 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
   protected readonly context: ResultContext
   private readonly assemble: (values: unknown[]) => T
   private readonly single: boolean
+  private readonly returnExceptions: boolean
   private remaining: number
   private outcome: Outcome<T> | undefined
   private readonly whenDone: (() => void)[] = []
   private promise: Promise<T> | undefined
 
   /** @internal Made by views; not for users. */
-  constructor(tasks: readonly Task[], assemble: (values: unknown[]) => T, context: ResultContext, options: { single: boolean }) {
+  constructor(tasks: readonly Task[], assemble: (values: unknown[]) => T, context: ResultContext, options: { single: boolean; returnExceptions?: boolean }) {
     this.tasks = tasks
     this.assemble = assemble
     this.context = context
     this.single = options.single
+    this.returnExceptions = options.returnExceptions ?? false
     this.remaining = tasks.length
     if (this.remaining === 0) this.finish()
     for (const task of tasks) {
@@ -169,11 +195,46 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
    * The value, once every task has finished; rejects with the remote error(s). With `timeoutMs`, rejects with a
    * TimeoutError if the result is not ready by then (the tasks keep running).
    */
-  async get(timeoutMs?: number): Promise<T> {
+  get(timeoutMs?: number): Promise<T>
+  get(options: GetOptions & { returnExceptions: true }): Promise<WithErrors<T>>
+  get(options: GetOptions): Promise<T | WithErrors<T>>
+  async get(timeoutOrOptions?: number | GetOptions): Promise<T | WithErrors<T>> {
+    const options: GetOptions = typeof timeoutOrOptions === 'object' && timeoutOrOptions !== null ? timeoutOrOptions : { timeoutMs: timeoutOrOptions }
+    if (typeof timeoutOrOptions === 'object' && timeoutOrOptions !== null) {
+      for (const key of Object.keys(options)) if (key !== 'timeoutMs' && key !== 'returnExceptions') throw new ConfigError(`get: unknown option '${key}' (options are timeoutMs, returnExceptions)`)
+    }
+    const { timeoutMs, returnExceptions } = options
+    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) throw new ConfigError(`get: timeoutMs must be a number of ms ≥ 0, not ${String(timeoutMs)}`)
+    if (returnExceptions !== undefined && typeof returnExceptions !== 'boolean') throw new ConfigError('get: returnExceptions must be a boolean')
     if (timeoutMs !== undefined && !(await this.wait(timeoutMs))) {
       throw new TimeoutError(`result not ready within ${timeoutMs} ms (its ${this.tasks.length === 1 ? 'task keeps' : 'tasks keep'} running)`)
     }
+    if (returnExceptions === true && !this.returnExceptions) {
+      await this.wait()
+      if (this.outcome && !this.outcome.ok && this.tasks.some((t) => t.error)) return this.valuesWithErrors() as WithErrors<T>
+    }
     return this.settled()
+  }
+
+  /**
+   * Shows what the tasks wrote to stdout and stderr (ipyparallel's `display_outputs`), once every task has
+   * finished: for one task, its output as it is; for several, each engine's output under a `[stdout:<id>]` or
+   * `[stderr:<id>]` line, all stdout first (`groupBy: 'type'`, the default) or engine by engine (`'engine'`).
+   * Writes it to this process's stdout and stderr unless `print: false`, and resolves to the whole text.
+   */
+  async displayOutputs(options: DisplayOutputsOptions = {}): Promise<string> {
+    for (const key of Object.keys(options)) if (key !== 'groupBy' && key !== 'print') throw new ConfigError(`displayOutputs: unknown option '${key}' (options are groupBy, print)`)
+    const groupBy = options.groupBy ?? 'type'
+    if (groupBy !== 'type' && groupBy !== 'engine') throw new ConfigError(`displayOutputs: groupBy must be 'type' or 'engine', not ${JSON.stringify(groupBy)}`)
+    await this.wait()
+    const sections = outputSections(this.tasks.map((t) => t.metadata), groupBy, this.single)
+    if (options.print !== false) for (const { stream, text } of sections) process[stream].write(text)
+    return sections.map((s) => s.text).join('')
+  }
+
+  /** @internal The value with each failed task's error in place of its value. */
+  protected valuesWithErrors(): unknown {
+    return this.assemble(this.tasks.map((t) => t.error ?? t.value))
   }
 
   then<R1 = T, R2 = never>(
@@ -239,6 +300,13 @@ export class AsyncResult<T, M extends ResultMetadata | readonly ResultMetadata[]
 
   private computeOutcome(): Outcome<T> {
     const errors = this.tasks.flatMap((t) => (t.error ? [t.error] : []))
+    if (this.returnExceptions && errors.length > 0) {
+      try {
+        return { ok: true, value: this.valuesWithErrors() as T }
+      } catch (e) {
+        return { ok: false, error: e instanceof Error ? e : new Error(String(e)) }
+      }
+    }
     // A local failure (the client closed, a reply that could not be decoded) says more than the remote ones.
     const local = errors.find((e) => !(e instanceof RemoteError))
     if (local) return { ok: false, error: local }

@@ -11,18 +11,23 @@ export interface MapOptions {
   chunksize?: number
   /** Iterate results in input order (true) or as they arrive (false). Default: the view's `ordered` (true). */
   ordered?: boolean
+  /**
+   * Resolve with each failed task's error in place of its results (at each input position of its chunk) instead
+   * of rejecting, as ipyparallel's `return_exceptions`; `for await` then yields the errors too. Default false.
+   */
+  returnExceptions?: boolean
 }
 
 /** Options accepted as the trailing argument of `imap`. */
-export interface ImapOptions extends MapOptions {
+export interface ImapOptions extends Omit<MapOptions, 'returnExceptions'> {
   /** Most tasks submitted but not finished at any time. Default: the number of engines the view can use. */
   maxOutstanding?: number
 }
 
 export type AnyIterable<T> = Iterable<T> | AsyncIterable<T>
 
-const MAP_KEYS = ['chunksize', 'ordered'] as const
-const IMAP_KEYS = [...MAP_KEYS, 'maxOutstanding'] as const
+const MAP_KEYS = ['chunksize', 'ordered', 'returnExceptions'] as const
+const IMAP_KEYS = ['chunksize', 'ordered', 'maxOutstanding'] as const
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
@@ -48,6 +53,7 @@ export function splitMapArguments<O extends MapOptions>(
   }
   if (options.chunksize !== undefined) checkChunksize(options.chunksize, method)
   if (options.ordered !== undefined && typeof options.ordered !== 'boolean') throw new ConfigError(`${method}: ordered must be a boolean`)
+  if (options.returnExceptions !== undefined && typeof options.returnExceptions !== 'boolean') throw new ConfigError(`${method}: returnExceptions must be a boolean`)
   const max = (options as ImapOptions).maxOutstanding
   if (max !== undefined && !(Number.isInteger(max) && max >= 1)) throw new ConfigError(`${method}: maxOutstanding must be an integer ≥ 1, not ${shown(max)}`)
   if (inputs.length === 0) throw new ConfigError(`${method}: give at least one iterable of inputs`)

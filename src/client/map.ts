@@ -6,17 +6,29 @@ import type { ResultMetadata, Task } from './task.js'
  * The result of a map: one task per chunk of inputs. Awaiting it gives the array of all results in input order
  * (or rejects with the RemoteError, or a CompositeError if several chunks failed). `for await` yields each result
  * as its chunk arrives: in input order by default, or in order of arrival with `ordered: false`; it throws at the
- * first failed chunk it reaches. `metadata` holds one entry per task (chunk).
+ * first failed chunk it reaches. `metadata` holds one entry per task (chunk). Made with `returnExceptions`, it
+ * resolves (and iterates) with a failed chunk's error at each of its inputs' positions instead.
  */
 export class AsyncMapResult<T> extends AsyncResult<T[], readonly ResultMetadata[]> implements AsyncIterable<T> {
   /** Whether `for await` yields in input order (true) or as results arrive (false). */
   readonly ordered: boolean
 
+  /** Inputs per task, for putting a failed chunk's error at each of its positions (returnExceptions). */
+  private readonly sizes: readonly number[] | undefined
+  private readonly errorsInPlace: boolean
+
   /** @internal Made by views; not for users. */
-  constructor(tasks: readonly Task[], context: ResultContext, options: { ordered: boolean }) {
+  constructor(tasks: readonly Task[], context: ResultContext, options: { ordered: boolean; returnExceptions?: boolean; sizes?: readonly number[] }) {
     const msgIds = tasks.map((t) => t.msgId)
-    super(tasks, (values) => flattenChunks(values, msgIds) as T[], context, { single: false })
+    super(tasks, (values) => flattenChunks(values, msgIds) as T[], context, { single: false, returnExceptions: options.returnExceptions ?? false })
     this.ordered = options.ordered
+    this.sizes = options.sizes
+    this.errorsInPlace = options.returnExceptions ?? false
+  }
+
+  /** @internal A failed chunk's error stands at each of its inputs' positions. */
+  protected override valuesWithErrors(): unknown {
+    return this.tasks.flatMap((task, i) => (task.error ? Array<Error>(this.sizes?.[i] ?? 1).fill(task.error) : chunkItems(task.value, task.msgId)))
   }
 
   /** @internal A map's task gives the items of its chunk. */
@@ -30,9 +42,9 @@ export class AsyncMapResult<T> extends AsyncResult<T[], readonly ResultMetadata[
   }
 
   private async *inOrder(): AsyncGenerator<T> {
-    for (const task of this.tasks) {
+    for (const [i, task] of this.tasks.entries()) {
       await task.whenSettled()
-      yield* itemsOf<T>(task)
+      yield* itemsOf<T>(task, this.errorsInPlace ? (this.sizes?.[i] ?? 1) : undefined)
     }
   }
 
@@ -48,33 +60,56 @@ export class AsyncMapResult<T> extends AsyncResult<T[], readonly ResultMetadata[
     for (let yielded = 0; yielded < this.tasks.length; yielded++) {
       while (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve))
       wake = undefined
-      yield* itemsOf<T>(arrived.shift() as Task)
+      const task = arrived.shift() as Task
+      yield* itemsOf<T>(task, this.errorsInPlace ? (this.sizes?.[this.tasks.indexOf(task)] ?? 1) : undefined)
     }
   }
 }
 
-function itemsOf<T>(task: Task): T[] {
+/** A finished chunk's items; a failed one throws, or with `errorsFor` gives its error that many times. */
+function itemsOf<T>(task: Task, errorsFor?: number): T[] {
+  if (task.error && errorsFor !== undefined) return Array<T>(errorsFor).fill(task.error as T)
   if (task.error) throw task.error
   return chunkItems(task.value, task.msgId) as T[]
 }
 
 /**
- * imap's engine: submits chunks from a lazy source while at most `maxOutstanding` tasks are unfinished or not yet
- * consumed, and yields results in input order or as they arrive. Stopping the iteration (break, or a failed chunk) stops reading the
- * input; tasks already submitted run to completion.
+ * What `imap` returns: an async generator of the results, with `cancel()`. Breaking out of a `for await` stops
+ * reading the inputs but lets submitted tasks finish; `cancel()` also aborts them.
  */
-export async function* lazyMap<T>(
+export interface ImapIterator<T> extends AsyncGenerator<T, void, undefined> {
+  /**
+   * Stops the map: no more inputs are read or submitted, the tasks submitted and not finished are aborted (queued
+   * ones skipped, running ones interrupted), and the iteration ends (a pending `next()` resolves as done) without
+   * yielding or throwing for them. Resolves once the engines have acknowledged the abort. Idempotent.
+   */
+  cancel(): Promise<void>
+}
+
+/**
+ * imap's engine: submits chunks from a lazy source while at most `maxOutstanding` tasks are unfinished or not yet
+ * consumed, and yields results in input order or as they arrive. Stopping the iteration (break, or a failed chunk)
+ * stops reading the input; tasks already submitted run to completion. `cancel()` stops reading and aborts them.
+ */
+export function lazyMap<T>(
   chunks: AsyncIterable<unknown[]>,
   submit: (items: unknown[], start: number) => Task,
   options: { ordered: boolean; maxOutstanding: number },
-): AsyncGenerator<T, void, undefined> {
+  abort: (msgIds: string[]) => Promise<void>,
+): ImapIterator<T> {
   const { ordered, maxOutstanding } = options
   const inOrder: Task[] = []
   const arrived: Task[] = []
-  let unfinished = 0
+  const inFlight = new Set<Task>()
+  let cancelled = false
   let start = 0
   let wake: (() => void) | undefined
   const changed = (): Promise<void> => new Promise((resolve) => (wake = resolve))
+  const poke = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
   const takeReady = (): Task[] => {
     if (!ordered) return arrived.splice(0)
     let n = 0
@@ -82,30 +117,48 @@ export async function* lazyMap<T>(
     return inOrder.splice(0, n)
   }
 
-  for await (const items of chunks) {
-    const task = submit(items, start)
-    start += items.length
-    unfinished++
-    if (ordered) inOrder.push(task)
-    task.onSettled((t) => {
-      unfinished--
-      if (!ordered) arrived.push(t)
-      const w = wake
-      wake = undefined
-      w?.()
-    })
-    for (;;) {
-      for (const done of takeReady()) yield* itemsOf<T>(done)
-      // Tasks not yet handed to the consumer count, finished or not: a slow consumer (or, in order, one slow task)
-      // must not let the input be read further ahead.
-      const held = ordered ? inOrder.length : unfinished + arrived.length
-      if (held < maxOutstanding) break
-      await changed()
+  async function* run(): AsyncGenerator<T, void, undefined> {
+    for await (const items of chunks) {
+      if (cancelled) return
+      const task = submit(items, start)
+      start += items.length
+      inFlight.add(task)
+      if (ordered) inOrder.push(task)
+      task.onSettled((t) => {
+        inFlight.delete(t)
+        if (!ordered) arrived.push(t)
+        poke()
+      })
+      for (;;) {
+        for (const done of takeReady()) {
+          if (cancelled) return
+          yield* itemsOf<T>(done)
+        }
+        if (cancelled) return
+        // Tasks not yet handed to the consumer count, finished or not: a slow consumer (or, in order, one slow task)
+        // must not let the input be read further ahead.
+        const held = ordered ? inOrder.length : inFlight.size + arrived.length
+        if (held < maxOutstanding) break
+        await changed()
+      }
+    }
+    while (!cancelled && (inFlight.size > 0 || inOrder.length > 0 || arrived.length > 0)) {
+      const ready = takeReady()
+      for (const done of ready) {
+        if (cancelled) return
+        yield* itemsOf<T>(done)
+      }
+      if (ready.length === 0) await changed()
     }
   }
-  while (unfinished > 0 || inOrder.length > 0 || arrived.length > 0) {
-    const ready = takeReady()
-    for (const done of ready) yield* itemsOf<T>(done)
-    if (ready.length === 0) await changed()
-  }
+
+  return Object.assign(run(), {
+    async cancel(): Promise<void> {
+      if (cancelled) return
+      cancelled = true
+      poke()
+      const pending = [...inFlight].filter((t) => !t.settled).map((t) => t.msgId)
+      if (pending.length > 0) await abort(pending)
+    },
+  })
 }

@@ -5,7 +5,7 @@ import { chunk, chunkAsync, mapInputs, mapInputsAsync, splitMapArguments, type A
 import type { Connection } from './connection.js'
 import { applyFlags, DEFAULT_FLAGS, type ViewFlags, type LoadBalancedFlags, type WireDependency } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
-import { AsyncMapResult, lazyMap } from './map.js'
+import { AsyncMapResult, lazyMap, type ImapIterator } from './map.js'
 import { engineUuid, resultContext, taskLabel, type ConnectionSource, type MapArguments, type TaskFunction, type ViewSettings } from './submit.js'
 
 /**
@@ -32,7 +32,7 @@ const dependencyIds = (d: WireDependency): string[] => (Array.isArray(d) ? d : d
 export interface ParallelFunction<A extends unknown[], R> {
   (...args: A): AsyncResult<Awaited<R>>
   map(...iterablesAndOptions: MapArguments): AsyncMapResult<Awaited<R>>
-  imap(...iterablesAndOptions: (AnyIterable<unknown> | ImapOptions)[]): AsyncGenerator<Awaited<R>, void, undefined>
+  imap(...iterablesAndOptions: (AnyIterable<unknown> | ImapOptions)[]): ImapIterator<Awaited<R>>
 }
 
 /**
@@ -106,7 +106,11 @@ export class LoadBalancedView {
     const connection = this.connection()
     const metadata = this.wireMetadata(connection)
     const tasks = buffers.map((b) => connection.sendApply('task', metadata, b))
-    return new AsyncMapResult(tasks, this.context(taskLabel(descriptor)), { ordered: options.ordered ?? this.flagValues.ordered })
+    return new AsyncMapResult(tasks, this.context(taskLabel(descriptor)), {
+      ordered: options.ordered ?? this.flagValues.ordered,
+      returnExceptions: options.returnExceptions ?? false,
+      sizes: chunks.map((c) => c.length),
+    })
   }
 
   /**
@@ -114,11 +118,12 @@ export class LoadBalancedView {
    * `maxOutstanding` tasks unfinished or not yet consumed (default: the number of engines this view can use). Options, as a trailing
    * plain object: `{ chunksize, ordered, maxOutstanding }`. Yields results in input order (default) or as they
    * arrive; throws at the first failed task. An input that cannot travel throws when the iteration reaches it.
+   * `cancel()` on what it returns stops submitting and aborts the tasks in flight.
    */
-  imap<A, R>(fn: TaskFunction<[A], R>, xs: AnyIterable<A>, options?: ImapOptions): AsyncGenerator<Awaited<R>, void, undefined>
-  imap<A, B, R>(fn: TaskFunction<[A, B], R>, xs: AnyIterable<A>, ys: AnyIterable<B>, options?: ImapOptions): AsyncGenerator<Awaited<R>, void, undefined>
-  imap<R>(fn: TaskFunction<never[], R>, ...iterablesAndOptions: (AnyIterable<unknown> | ImapOptions)[]): AsyncGenerator<Awaited<R>, void, undefined>
-  imap(fn: unknown, ...iterablesAndOptions: unknown[]): AsyncGenerator<unknown, void, undefined> {
+  imap<A, R>(fn: TaskFunction<[A], R>, xs: AnyIterable<A>, options?: ImapOptions): ImapIterator<Awaited<R>>
+  imap<A, B, R>(fn: TaskFunction<[A, B], R>, xs: AnyIterable<A>, ys: AnyIterable<B>, options?: ImapOptions): ImapIterator<Awaited<R>>
+  imap<R>(fn: TaskFunction<never[], R>, ...iterablesAndOptions: (AnyIterable<unknown> | ImapOptions)[]): ImapIterator<Awaited<R>>
+  imap(fn: unknown, ...iterablesAndOptions: unknown[]): ImapIterator<unknown> {
     const descriptor = describeFunction(fn)
     const { iterables, options } = splitMapArguments<ImapOptions>('imap', iterablesAndOptions)
     const wrapper = chunkDescriptor(descriptor, iterables.length)
@@ -128,7 +133,8 @@ export class LoadBalancedView {
     const engines = this.flagValues.targets?.length ?? first.engines.size
     const maxOutstanding = options.maxOutstanding ?? Math.max(1, engines)
     const submit = (items: unknown[], start: number) => this.connection().sendApply('task', metadata, encodeChunk(wrapper, items, start, iterables.length))
-    return lazyMap(chunkAsync(mapInputsAsync(iterables), chunksize), submit, { ordered: options.ordered ?? this.flagValues.ordered, maxOutstanding })
+    const context = this.context(taskLabel(descriptor))
+    return lazyMap(chunkAsync(mapInputsAsync(iterables), chunksize), submit, { ordered: options.ordered ?? this.flagValues.ordered, maxOutstanding }, (ids) => context.abort(ids))
   }
 
   /**

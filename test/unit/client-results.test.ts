@@ -151,7 +151,7 @@ t.test('imap keeps at most maxOutstanding tasks unfinished and reads input lazil
     setImmediate(() => task.resolve([x * 2]))
     return task
   }
-  const results = await collect(lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 }))
+  const results = await collect(lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 }, async () => {}))
   t.same(results, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18])
   t.ok(unfinishedPeak <= 3, `peak ${unfinishedPeak}`)
   t.equal(read, 10)
@@ -178,7 +178,7 @@ t.test('imap in order: results held behind one slow task count against maxOutsta
   }
   let readAtFirstResult = -1
   const results: number[] = []
-  for await (const x of lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 })) {
+  for await (const x of lazyMap<number>(inputs(), submit, { ordered: true, maxOutstanding: 3 }, async () => {})) {
     if (results.length === 0) readAtFirstResult = read
     results.push(x)
   }
@@ -205,7 +205,7 @@ t.test('imap stops reading its input when the iteration stops', async (t) => {
     return task
   }
   const seen: number[] = []
-  for await (const x of lazyMap<number>(endless(), submit, { ordered: false, maxOutstanding: 2 })) {
+  for await (const x of lazyMap<number>(endless(), submit, { ordered: false, maxOutstanding: 2 }, async () => {})) {
     seen.push(x)
     if (seen.length === 5) break
   }
@@ -278,4 +278,86 @@ t.test('getDict keys the results by engine; a map task gives its chunk; two task
   const failed = newTask()
   failed.reject(remote('broken'))
   await t.rejects(single(failed).getDict(), { name: 'RemoteError', message: /broken/ })
+})
+
+t.test('returnExceptions: errors in place of values, for get and for a map', async (t) => {
+  const [a, b, c] = [newTask(), newTask(), newTask()]
+  const many = new AsyncResult<unknown[], readonly ResultMetadata[]>([a, b] as Task[], (v) => v, context, { single: false })
+  a?.resolve('ok')
+  const bError = remote('b failed')
+  b?.reject(bError)
+  await t.rejects(many, { name: 'RemoteError', message: /b failed/ }, 'awaiting still rejects')
+  t.same(await many.get({ returnExceptions: true }), ['ok', bError])
+  await t.rejects(many.get({ returnExceptions: false }), { name: 'RemoteError' })
+  const one = single(c)
+  const cError = remote('c failed')
+  c?.reject(cError)
+  t.equal(await one.get({ returnExceptions: true }), cError, 'a single task gives its error')
+  await t.rejects(one.get({ returnExceptions: 'yes' as unknown as boolean }), { name: 'ConfigError', message: /returnExceptions must be a boolean/ })
+  await t.rejects(one.get({ timeout: 5 } as never), { name: 'ConfigError', message: /unknown option 'timeout'/ })
+
+  // A map made with returnExceptions resolves; a failed chunk's error stands at each of its inputs.
+  const [x, y, z] = [newTask(), newTask(), newTask()]
+  const map = new AsyncMapResult<number>([x, y, z] as Task[], context, { ordered: true, returnExceptions: true, sizes: [2, 2, 1] })
+  x?.resolve([1, 2])
+  const yError = remote('chunk 2 failed')
+  y?.reject(yError)
+  z?.resolve([5])
+  t.same(await map, [1, 2, yError, yError, 5])
+  t.ok(map.successful())
+  t.same(await collect(map), [1, 2, yError, yError, 5], 'iteration yields the errors too')
+})
+
+t.test('displayOutputs shows each engine\'s stdout then stderr under headers, or one task\'s output as it is', async (t) => {
+  const out = (id: number, stdout: string, stderr: string): Task => {
+    const task = ranTask(id, 1, { started: 1, completed: 2, received: 3 })
+    Object.assign(task.metadata, { stdout, stderr })
+    return task
+  }
+  const ar = new AsyncResult<unknown[], readonly ResultMetadata[]>([out(0, 'a\n', ''), out(1, 'b', 'oops\n'), out(1, 'c\n', '')], (v) => v, context, { single: false })
+  t.equal(await ar.displayOutputs({ print: false }), '[stdout:0]\na\n[stdout:1]\nb\nc\n[stderr:1]\noops\n')
+  t.equal(await ar.displayOutputs({ groupBy: 'engine', print: false }), '[stdout:0]\na\n[stdout:1]\nb\nc\n[stderr:1]\noops\n')
+  const mixed = new AsyncResult<unknown[], readonly ResultMetadata[]>([out(0, 'a\n', 'e0\n'), out(1, 'b\n', 'e1\n')], (v) => v, context, { single: false })
+  t.equal(await mixed.displayOutputs({ print: false }), '[stdout:0]\na\n[stdout:1]\nb\n[stderr:0]\ne0\n[stderr:1]\ne1\n')
+  t.equal(await mixed.displayOutputs({ groupBy: 'engine', print: false }), '[stdout:0]\na\n[stderr:0]\ne0\n[stdout:1]\nb\n[stderr:1]\ne1\n')
+  t.equal(await single(out(3, 'just this\n', '')).displayOutputs({ print: false }), 'just this\n')
+  await t.rejects(mixed.displayOutputs({ groupBy: 'order' as 'type' }), { name: 'ConfigError', message: /groupBy must be 'type' or 'engine'/ })
+})
+
+t.test('imap cancel stops submitting, aborts what is in flight and ends the iteration', async (t) => {
+  const submitted: Task[] = []
+  let read = 0
+  async function* endless() {
+    for (let i = 0; ; i++) {
+      read++
+      yield [i]
+    }
+  }
+  const submit = (items: unknown[]) => {
+    const task = newTask()
+    submitted.push(task)
+    // The first finishes at once; the rest stay running until aborted.
+    if ((items[0] as number) === 0) setImmediate(() => task.resolve([0]))
+    return task
+  }
+  const aborted: string[][] = []
+  const abort = async (ids: string[]) => {
+    aborted.push(ids)
+    for (const task of submitted) if (ids.includes(task.msgId)) task.reject(remote('aborted'))
+  }
+  const it = lazyMap<number>(endless(), submit, { ordered: true, maxOutstanding: 3 }, abort)
+  const first = await it.next()
+  t.same(first, { value: 0, done: false })
+  const pending = it.next()
+  await tick()
+  const readBefore = read
+  const submittedBefore = submitted.length
+  await it.cancel()
+  t.same(await pending, { value: undefined, done: true }, 'a waiting next() ends')
+  t.same(aborted, [submitted.slice(1).map((s) => s.msgId)], 'the unfinished tasks were aborted')
+  t.equal(submitted.length, submittedBefore, 'nothing more was submitted')
+  t.ok(read <= readBefore + 1, 'the input was not read on')
+  t.same(await it.next(), { value: undefined, done: true })
+  await it.cancel()
+  t.equal(aborted.length, 1, 'cancel is idempotent')
 })
