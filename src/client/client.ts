@@ -9,8 +9,10 @@ import {
 import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
 import { clientEnvironment } from './environment.js'
+import { connectionInfoFromUrl, parseRegistrationUrl } from './discover.js'
 import { ClientClosedError, Connection } from './connection.js'
 import { DirectView, type DirectTargets } from './direct-view.js'
+import { BroadcastView, type BroadcastOptions } from './broadcast-view.js'
 import { checkTargets, type LoadBalancedFlags } from './flags.js'
 import { LoadBalancedView } from './view.js'
 import type { AsyncResult } from './async-result.js'
@@ -30,6 +32,17 @@ export interface ClientOptions extends ProfileOptions {
   connectionFile?: string
   /** The connection file's contents, already read. */
   connectionInfo?: ClientConnectionInfo
+  /**
+   * The controller's registration address, `tcp://<host>:<port>`, for when no connection file is at hand (with
+   * `key`): the client asks the controller for the other channels' ports (ours lists them in its
+   * connection_reply; ipyparallel's `ipcontroller` does not, so it needs the file). The channels are reached at
+   * the URL's host. Excludes `connectionFile`, `connectionInfo` and the profile options.
+   */
+  url?: string
+  /** With `url`: the controller's HMAC key (the `key` of its connection file; `''` if it signs nothing). */
+  key?: string
+  /** With `url`, for a controller started with `--curve`: its CurveZMQ public key (`curve_serverkey`, Z85). */
+  curveServerKey?: string
   /**
    * How long to wait, in ms, for the connection file to appear and for the controller's connection_reply; it also
    * bounds each later request to the controller or to an engine's control channel. Default 10000.
@@ -53,7 +66,7 @@ export interface EngineQueueStatus {
 export type QueueStatus = { unassigned: number } & { [engineId: number]: EngineQueueStatus }
 
 const DEFAULT_TIMEOUT_MS = 10_000
-const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'connectionFile', 'connectionInfo', 'timeoutMs', 'log']
+const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'connectionFile', 'connectionInfo', 'url', 'key', 'curveServerKey', 'timeoutMs', 'log']
 
 /**
  * A connection to a jsparallel (or ipyparallel) controller: knows the engines and makes views that run tasks.
@@ -85,6 +98,7 @@ export class Client implements AsyncDisposable {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     if (!(typeof timeoutMs === 'number' && timeoutMs > 0)) throw new ConfigError(`Client: timeoutMs must be a positive number of ms, not ${String(timeoutMs)}`)
     this.timeoutMs = timeoutMs
+    checkUrlOptions(options)
     this.log = options.log ?? createLogger('client', 'warn')
     this.ready = this.start(options).catch((e: unknown) => {
       const error = e instanceof Error ? e : new Error(String(e))
@@ -252,6 +266,18 @@ export class Client implements AsyncDisposable {
   }
 
   /**
+   * A view whose requests go on the controller's broadcast channel (ipyparallel's `broadcast_view`): one message
+   * for all target engines, copied to each by the controller. One id gives single values; a list or `'all'`
+   * (default: every engine registered when a task is submitted) gives arrays, in target order. With
+   * `{ coalescing: true }` the controller sends the replies back as one message.
+   */
+  broadcastView(target: number, options?: BroadcastOptions): BroadcastView<'one'>
+  broadcastView(targets?: readonly number[] | 'all', options?: BroadcastOptions): BroadcastView<'many'>
+  broadcastView(targets: DirectTargets = 'all', options: BroadcastOptions = {}): BroadcastView<'one'> | BroadcastView<'many'> {
+    return new BroadcastView(() => this.usable(), this.settings(), targets, options)
+  }
+
+  /**
    * Stops engines (control `shutdown_request`; default: all), and with `hub: true` the controller too, which
    * then closes this client.
    */
@@ -300,8 +326,11 @@ export class Client implements AsyncDisposable {
     // When the connection info is at hand now, the connection is made synchronously, so that tasks submitted
     // right after `new Client()` are queued on their sockets instead of refused; the reply to connection_request
     // only fills the engine table.
-    const now = options.connectionInfo ? checkConnectionInfo<ClientConnectionInfo>(options.connectionInfo, CLIENT_KEYS, 'connectionInfo') : this.readFileNow(options)
-    const info = now ?? (await this.readFile(options))
+    const now = options.url !== undefined ? undefined
+      : options.connectionInfo ? checkConnectionInfo<ClientConnectionInfo>(options.connectionInfo, CLIENT_KEYS, 'connectionInfo') : this.readFileNow(options)
+    const info = now ?? (options.url !== undefined
+      ? await connectionInfoFromUrl(options.url, options.key ?? '', options.curveServerKey ?? null, this.timeoutMs, this.log)
+      : await this.readFile(options))
     if (this.closing) throw new ClientClosedError('the client was closed before it connected')
     const connection = new Connection(info, new Session({ key: info.key, signatureScheme: info.signature_scheme }), this.log)
     connection.onShutdown = () => {
@@ -340,4 +369,21 @@ export class Client implements AsyncDisposable {
     await waitForFiles([path], { timeoutMs: this.timeoutMs, giveUp: () => this.closing !== undefined })
     return readConnectionFile<ClientConnectionInfo>(path, CLIENT_KEYS)
   }
+}
+
+/** `url` needs `key` and excludes the other ways of finding the controller; `key` and `curveServerKey` need `url`. */
+function checkUrlOptions(options: ClientOptions): void {
+  if (options.url === undefined) {
+    for (const name of ['key', 'curveServerKey'] as const) {
+      if (options[name] !== undefined) throw new ConfigError(`Client: ${name} goes with url (a connection file carries its own)`)
+    }
+    return
+  }
+  parseRegistrationUrl(options.url)
+  if (typeof options.key !== 'string') throw new ConfigError("Client: url needs key, the controller's HMAC key as text (the 'key' of its connection file; '' if it signs nothing)")
+  if (options.curveServerKey !== undefined && !(typeof options.curveServerKey === 'string' && options.curveServerKey.length === 40)) {
+    throw new ConfigError('Client: curveServerKey must be the controller\'s CurveZMQ public key, 40 characters of Z85')
+  }
+  const other = (['connectionFile', 'connectionInfo', 'profile', 'profileDir', 'ipythonDir', 'clusterId'] as const).find((name) => options[name] !== undefined)
+  if (other) throw new ConfigError(`Client: give url or ${other}, not both`)
 }

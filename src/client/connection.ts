@@ -1,4 +1,4 @@
-import { EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent } from '../common/errors.js'
+import { ConfigError, EngineError, HandshakeRefused, JsParallelError, ProtocolError, TaskAborted, TimeoutError, remoteErrorFromContent } from '../common/errors.js'
 import type { Logger } from '../common/log.js'
 import { channelUrl, type ClientConnectionInfo } from '../protocol/connection-file.js'
 import type { ContentMap, MsgType } from '../protocol/catalogue.js'
@@ -10,6 +10,7 @@ import { engineUuidOf, parentIdOf, replyDates, replyOutcome } from '../protocol/
 import { Session } from '../protocol/session.js'
 import { SocketGroup } from '../transport/socket-group.js'
 import { createDealer, createSubscriber, curveClient, watchHandshake, type Dealer, type Frames, type Subscriber } from '../transport/sockets.js'
+import { splitCoalesced } from './coalesced.js'
 import { EngineTable } from './engines.js'
 import { Task, type MutableMetadata } from './task.js'
 
@@ -49,7 +50,7 @@ interface PendingTask {
   held?: { waitingFor: string; streams: number | undefined; settle: () => void; timer: NodeJS.Timeout }
 }
 
-type Channel = 'query' | 'mux' | 'task' | 'control'
+type Channel = 'query' | 'mux' | 'task' | 'control' | 'broadcast'
 type NotificationType = 'registration_notification' | 'unregistration_notification' | 'shutdown_notification'
 
 /**
@@ -65,6 +66,8 @@ export class Connection {
   private readonly requests = new Map<string, PendingRequest>()
   private readonly tasks = new Map<string, PendingTask>()
   private readonly directByEngine = new Map<string, Set<string>>()
+  /** Coalescing broadcasts awaiting their one combined reply: original msg_id → target uuids in order. */
+  private readonly coalesced = new Map<string, string[]>()
   private readonly outputs = new Map<string, MutableMetadata>()
   private readonly finishedOutputs: string[] = []
   private connected = false
@@ -88,7 +91,7 @@ export class Connection {
     // A library's close logs no summary of dropped messages (each was logged, rate-limited, when it came).
     const sockets = (this.sockets = new SocketGroup({ log, drainMs: 1000, dropSummaryOnClose: false }))
     const dealer = (channel: Channel): Dealer => sockets.add(channel, createDealer({ routingId, curve }))
-    this.dealers = { query: dealer('query'), mux: dealer('mux'), task: dealer('task'), control: dealer('control') }
+    this.dealers = { query: dealer('query'), mux: dealer('mux'), task: dealer('task'), control: dealer('control'), broadcast: dealer('broadcast') }
     const registration = channelUrl(info.interface, info.registration, info.location)
     this.refusal = new Promise<never>((_, reject) => {
       this.unwatchHandshake = watchHandshake(this.dealers.query, (reason) => reject(new HandshakeRefused(
@@ -98,8 +101,12 @@ export class Connection {
       )))
     })
     this.refusal.catch(() => {}) // heard only while connect() waits
-    const ports: Record<Channel, number> = { query: info.registration, mux: info.mux, task: info.task, control: info.control }
-    for (const channel of Object.keys(ports) as Channel[]) this.dealers[channel].connect(channelUrl(info.interface, ports[channel], info.location))
+    // A connection file without `broadcast` (written before ipyparallel 7) leaves broadcast views unusable, nothing else.
+    const ports: Record<Channel, number | undefined> = { query: info.registration, mux: info.mux, task: info.task, control: info.control, broadcast: typeof info.broadcast === 'number' ? info.broadcast : undefined }
+    for (const channel of Object.keys(ports) as Channel[]) {
+      const port = ports[channel]
+      if (port !== undefined) this.dealers[channel].connect(channelUrl(info.interface, port, info.location))
+    }
     this.subs = { notification: sockets.add('notification', createSubscriber({ curve })), iopub: sockets.add('iopub', createSubscriber({ curve })) }
     this.subs.notification.connect(channelUrl(info.interface, info.notification, info.location))
     this.subs.iopub.connect(channelUrl(info.interface, info.iopub, info.location))
@@ -107,6 +114,7 @@ export class Connection {
     sockets.receive(this.dealers.control, (f) => this.onReply(f))
     sockets.receive(this.dealers.task, (f) => this.onTaskReply(f))
     sockets.receive(this.dealers.mux, (f) => this.onTaskReply(f))
+    sockets.receive(this.dealers.broadcast, (f) => this.onBroadcastReply(f))
     sockets.receive(this.subs.notification, (f) => this.onNotification(f))
     sockets.receive(this.subs.iopub, (f) => this.onIopub(f))
   }
@@ -218,14 +226,40 @@ export class Connection {
    */
   sendExecute(channel: 'task' | 'mux', metadata: TaskMetadata, code: string, decode: (msg: Message) => unknown, engineUuid?: string): Task {
     if (this.closeError) throw this.closeError
-    const content = { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }
-    const msg = this.session.msg('execute_request', content, { metadata: { ...metadata, iopub_status: false } })
+    const msg = this.session.msg('execute_request', executeContent(code), { metadata: { ...metadata, iopub_status: false } })
     const task = new Task(msg.header.msg_id, wireDate(msg.header.date) ?? new Date())
     this.tasks.set(task.msgId, { task, engineUuid, decode })
     this.outputs.set(task.msgId, task.metadata)
     if (engineUuid !== undefined) this.trackDirect(task, engineUuid)
     void this.sockets.send(this.dealers[channel], this.session.serialize(msg, engineUuid !== undefined ? [Buffer.from(engineUuid)] : []))
     return task
+  }
+
+  /**
+   * Sends one request on the broadcast channel to `targets` (`[uuid, id]`, in the order results are wanted) and
+   * returns one Task per target, in that order. The controller's relay gives each engine a copy whose msg_id is
+   * `<msg_id>_<engine uuid>`, which is each Task's id: replies (and, coalescing, the parts of the one combined
+   * reply) and IOPub output are matched by it, and aborting by it reaches the engine's copy.
+   */
+  sendBroadcast(request: BroadcastRequest, targets: readonly (readonly [string, number])[], coalescing: boolean): Task[] {
+    if (this.closeError) throw this.closeError
+    if (typeof this.info.broadcast !== 'number') throw new ConfigError('broadcastView: the connection info has no broadcast port (the controller predates ipyparallel 7?); use a directView')
+    const metadata = { targets: targets.map(([uuid, id]) => [uuid, id]), is_broadcast: true, is_coalescing: coalescing, language: 'javascript', iopub_status: false }
+    const msg = request.kind === 'apply'
+      ? this.session.msg('apply_request', {}, { metadata, buffers: request.buffers })
+      : this.session.msg('execute_request', executeContent(request.code), { metadata })
+    const original = msg.header.msg_id
+    const submitted = wireDate(msg.header.date) ?? new Date()
+    const tasks = targets.map(([uuid]) => {
+      const task = new Task(`${original}_${uuid}`, submitted)
+      this.tasks.set(task.msgId, { task, engineUuid: uuid, ...(request.decode ? { decode: request.decode } : {}) })
+      this.outputs.set(task.msgId, task.metadata)
+      this.trackDirect(task, uuid)
+      return task
+    })
+    if (coalescing) this.coalesced.set(original, targets.map(([uuid]) => uuid))
+    void this.sockets.send(this.dealers.broadcast, this.session.serialize(msg, []))
+    return tasks
   }
 
   private trackDirect(task: Task, engineUuid: string): void {
@@ -249,6 +283,7 @@ export class Connection {
     for (const pending of tasks) if (pending.held) clearTimeout(pending.held.timer)
     this.tasks.clear()
     this.directByEngine.clear()
+    this.coalesced.clear()
     for (const { task } of tasks) task.reject(new ClientClosedError(`${error.message} before the result of task ${task.msgId} arrived`, { cause: error }))
     this.engines.failWaiters(error)
     await this.sockets.close()
@@ -268,7 +303,25 @@ export class Connection {
   }
 
   private onTaskReply(frames: Frames): void {
+    this.taskReply(this.session.deserialize(frames).msg)
+  }
+
+  /**
+   * A reply on the broadcast channel: one engine's (not coalescing), whose parent is that engine's copy; or, for a
+   * coalescing broadcast, one message for all targets, cut here into one reply per engine.
+   */
+  private onBroadcastReply(frames: Frames): void {
     const { msg } = this.session.deserialize(frames)
+    const md = msg.metadata
+    if (md.is_broadcast !== true || md.is_coalescing !== true) return this.taskReply(msg)
+    const original = typeof md.original_msg_id === 'string' ? md.original_msg_id : ''
+    const targets = this.coalesced.get(original)
+    if (!targets) return this.log.debug(`dropped a coalesced ${msg.header.msg_type}: no pending broadcast ${original}`)
+    this.coalesced.delete(original)
+    for (const part of splitCoalesced(msg, original, targets)) this.taskReply(part)
+  }
+
+  private taskReply(msg: Message): void {
     const msgId = parentIdOf(msg) ?? ''
     const pending = this.tasks.get(msgId)
     if (!pending || pending.held) return this.log.debug(`dropped ${msg.header.msg_type}: no pending task ${msgId}`)
@@ -417,6 +470,15 @@ export class Connection {
   private engineAt(uuid: string | undefined): { engineId: number | undefined; engineUuid?: string } {
     return uuid === undefined ? { engineId: undefined } : { engineId: this.engines.idOf(uuid), engineUuid: uuid }
   }
+}
+
+/** What a broadcast sends: an apply_request's buffers, or an execute_request's code (and how its reply is read). */
+export type BroadcastRequest =
+  | { kind: 'apply'; buffers: Buffer[]; decode?: undefined }
+  | { kind: 'execute'; code: string; decode: (msg: Message) => unknown }
+
+function executeContent(code: string) {
+  return { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }
 }
 
 /** The engine an IOPub message comes from: our engines name it in the metadata; ipengine's session is its uuid. */

@@ -2,8 +2,8 @@ import { ConfigError, NoEnginesRegistered } from '../common/errors.js'
 import type { FunctionDescriptor } from '../protocol/payload.js'
 import { AsyncResult } from './async-result.js'
 import { mapInputs, partition, splitMapArguments, type MapOptions } from './chunks.js'
-import type { Connection } from './connection.js'
-import { checkTargets } from './flags.js'
+import type { BroadcastRequest, Connection } from './connection.js'
+import { checkViewTargets } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
 import { checkPullNames, checkPushNames, executeReplyOf, joinParts, readGlobals, scatterPart, setGlobals, type ExecuteReply } from './engine-state.js'
 import { AsyncMapResult } from './map.js'
@@ -47,15 +47,16 @@ const engineFunctions = () => (stateFunctions ??= { set: describeFunction(setGlo
  * while running a task of this view, that task fails with EngineError.
  */
 export class DirectView<Shape extends 'one' | 'many' = 'many'> {
-  private readonly targetSpec: number[] | 'all' | number
+  /** @internal */
+  protected readonly targetSpec: number[] | 'all' | number
 
   /** @internal Made by the Client. */
   constructor(
-    private readonly connection: ConnectionSource,
-    private readonly settings: ViewSettings,
+    protected readonly connection: ConnectionSource,
+    protected readonly settings: ViewSettings,
     targets: DirectTargets,
   ) {
-    this.targetSpec = targets === 'all' ? 'all' : typeof targets === 'number' ? (checkTargets(targets, 'directView')?.[0] ?? targets) : (checkTargets(targets, 'directView') ?? [])
+    this.targetSpec = targets === 'all' ? 'all' : typeof targets === 'number' ? (checkViewTargets(targets, 'directView')[0] ?? targets) : checkViewTargets(targets, 'directView')
   }
 
   /** The engine id, ids, or `'all'` (every engine registered when a task is submitted). */
@@ -69,7 +70,7 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     const buffers = encodeTask(descriptor, args)
     const connection = this.connection()
     const uuids = this.resolve(connection)
-    const tasks = uuids.map((uuid) => connection.sendApply('mux', { language: 'javascript' }, buffers, uuid))
+    const tasks = this.dispatch(connection, uuids, { kind: 'apply', buffers })
     const single = typeof this.targetSpec === 'number'
     const assemble = (values: unknown[]) => (single ? values[0] : values) as DirectValue<Shape, Awaited<R>>
     return new AsyncResult(tasks, assemble, this.context(taskLabel(descriptor), uuids), { single })
@@ -96,8 +97,12 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
       return encoded
     })
     const used = uuids.slice(0, buffers.length)
-    const tasks = buffers.map((b, i) => connection.sendApply('mux', { language: 'javascript' }, b, used[i]))
-    return new AsyncMapResult(tasks, this.context(taskLabel(descriptor), used), { ordered: options.ordered ?? true })
+    const tasks = this.dispatchEach(connection, used, (i) => ({ kind: 'apply', buffers: buffers[i] ?? [] }))
+    return new AsyncMapResult(tasks, this.context(taskLabel(descriptor), used), {
+      ordered: options.ordered ?? true,
+      returnExceptions: options.returnExceptions ?? false,
+      sizes: parts.map((p) => p.length),
+    })
   }
 
   /**
@@ -112,7 +117,7 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     if (typeof code !== 'string') throw new ConfigError('execute: code must be a string of JavaScript source')
     const connection = this.connection()
     const uuids = this.resolve(connection)
-    const tasks = uuids.map((uuid) => connection.sendExecute('mux', { language: 'javascript' }, code, executeReplyOf, uuid))
+    const tasks = this.dispatch(connection, uuids, { kind: 'execute', code, decode: executeReplyOf })
     return this.result(tasks, uuids, 'execute', this.perEngine)
   }
 
@@ -123,7 +128,7 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
    */
   push(values: Record<string, unknown>): AsyncResult<void, DirectMetadata<Shape>> {
     checkPushNames(values, 'push')
-    const { tasks, uuids } = this.sendEach(engineFunctions().set, () => [values])
+    const { tasks, uuids } = this.sendSame(engineFunctions().set, [values])
     return this.result(tasks, uuids, 'push', () => undefined)
   }
 
@@ -138,7 +143,7 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     const list = one ? [names] : Array.isArray(names) ? [...(names as readonly string[])] : []
     if (!one && !Array.isArray(names)) throw new ConfigError('pull: give a name or an array of names')
     checkPullNames(list, 'pull')
-    const { tasks, uuids } = this.sendEach(engineFunctions().read, () => [list, one])
+    const { tasks, uuids } = this.sendSame(engineFunctions().read, [list, one])
     return this.result(tasks, uuids, 'pull', this.perEngine)
   }
 
@@ -206,13 +211,38 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
     await Promise.all(uuids.map((uuid) => connection.controlRequest(uuid, 'signal_request', { sig: signal }, this.settings.requestTimeoutMs)))
   }
 
+  /** Sends `fn(...args)` to every target engine (one broadcast on a BroadcastView). */
+  private sendSame(fn: FunctionDescriptor, args: unknown[]): { tasks: Task[]; uuids: string[] } {
+    const connection = this.connection()
+    const uuids = this.resolve(connection)
+    const buffers = encodeTask(fn, args)
+    return { tasks: this.dispatch(connection, uuids, { kind: 'apply', buffers }), uuids }
+  }
+
   /** Sends `fn` to each target engine with its own arguments; everything is encoded before anything is sent. */
   private sendEach(fn: FunctionDescriptor, argsFor: (index: number, engines: number) => unknown[]): { tasks: Task[]; uuids: string[] } {
     const connection = this.connection()
     const uuids = this.resolve(connection)
     const buffers = uuids.map((_, i) => encodeTask(fn, argsFor(i, uuids.length)))
-    const tasks = uuids.map((uuid, i) => connection.sendApply('mux', { language: 'javascript' }, buffers[i] ?? [], uuid))
-    return { tasks, uuids }
+    return { tasks: this.dispatchEach(connection, uuids, (i) => ({ kind: 'apply', buffers: buffers[i] ?? [] })), uuids }
+  }
+
+  /**
+   * @internal Sends one request to every engine of `uuids` and returns their tasks in that order. A DirectView
+   * sends one copy per engine on the mux channel; a BroadcastView overrides this to send one broadcast.
+   */
+  protected dispatch(connection: Connection, uuids: readonly string[], request: BroadcastRequest): Task[] {
+    return this.dispatchEach(connection, uuids, () => request)
+  }
+
+  /** @internal Sends engine `i` of `uuids` its own request; a BroadcastView overrides this too. */
+  protected dispatchEach(connection: Connection, uuids: readonly string[], requestFor: (index: number) => BroadcastRequest): Task[] {
+    return uuids.map((uuid, i) => {
+      const request = requestFor(i)
+      return request.kind === 'apply'
+        ? connection.sendApply('mux', { language: 'javascript' }, request.buffers, uuid)
+        : connection.sendExecute('mux', { language: 'javascript' }, request.code, request.decode, uuid)
+    })
   }
 
   private result<R>(tasks: Task[], uuids: string[], label: string, assemble: (values: unknown[]) => unknown): AsyncResult<R, DirectMetadata<Shape>> {
@@ -222,7 +252,8 @@ export class DirectView<Shape extends 'one' | 'many' = 'many'> {
   /** One engine's value for a view of one engine, the array of them otherwise. */
   private readonly perEngine = (values: unknown[]): unknown => (typeof this.targetSpec === 'number' ? values[0] : values)
 
-  private resolve(connection: Connection): string[] {
+  /** @internal */
+  protected resolve(connection: Connection): string[] {
     const ids = this.targetSpec === 'all' ? connection.engines.ids : typeof this.targetSpec === 'number' ? [this.targetSpec] : this.targetSpec
     if (ids.length === 0) throw new NoEnginesRegistered('no engines are registered: start engines, or await client.waitForEngines(n)')
     return ids.map((id) => engineUuid(connection, id, 'directView'))

@@ -113,6 +113,16 @@ export function checkTargets(value: unknown, where: string): number[] | null {
   return [...new Set(list as number[])].sort((a, b) => a - b)
 }
 
+/**
+ * The engines of a direct or broadcast view, in the order given (results come back in it, as ipyparallel's
+ * `rc[[3, 0, 2]]`), each once.
+ */
+export function checkViewTargets(value: unknown, where: string): number[] {
+  const sorted = checkTargets(value, where) ?? []
+  const list = typeof value === 'number' ? [value] : (value as number[])
+  return sorted.length === 0 ? [] : [...new Set(list)]
+}
+
 function idsOf(items: Iterable<unknown>, where: string): string[] {
   const ids: string[] = []
   for (const item of items) {

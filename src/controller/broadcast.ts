@@ -45,7 +45,9 @@ interface Gathering {
  * - coalescing: once every engine has answered, the client gets one message: the last reply with
  *   `broadcast_targets` (all targets, in the order the client gave them, which ipyparallel's tree does not
  *   keep) and the buffers of all replies concatenated in that order. If an engine failed, the first failed
- *   reply's content is sent instead, so the client raises rather than mis-reading a short buffer list.
+ *   reply's content is sent instead, so the client raises rather than mis-reading a short buffer list. Ours
+ *   adds `broadcast_replies`, each engine's reply (content, metadata, date, number of buffers) in target order,
+ *   from which our client gives each engine its own value or error.
  *
  * Unlike ipyparallel, an engine that is not connected or dies before answering gets an EngineError reply in
  * its place, so a broadcast never waits forever. Broadcasts are not recorded by the hub (nor in ipyparallel).
@@ -128,7 +130,13 @@ export class BroadcastRelay {
     const combined: Message = {
       ...reply,
       content: failed ? failed.content : reply.content,
-      metadata: { ...reply.metadata, broadcast_targets: gathering.targets, ...(failed ? { status: 'error' } : {}) },
+      metadata: {
+        ...reply.metadata,
+        broadcast_targets: gathering.targets,
+        // Ours (Python's client ignores it): each engine's reply, so our client can give each its own outcome.
+        broadcast_replies: replies.map((r) => ({ content: r.content, metadata: r.metadata, date: r.header.date, buffers: r.buffers.length })),
+        ...(failed ? { status: 'error' } : {}),
+      },
       buffers: replies.flatMap((r) => r.buffers),
     }
     this.hooks.toClient(this.session.serialize(combined, gathering.clientIdents))

@@ -215,6 +215,7 @@ export class Controller {
       registrationTimeoutMs: this.options.registrationTimeoutMs,
       engineChannels,
       enginesFile: this.enginesFile,
+      clientChannels: (({ key: _key, ...rest }) => rest)(this.clientInfo),
     }, ledger, queries)
     this.monitor = new HeartMonitor({
       ping: (payload) => io.send(s.hbPing, [payload]),

@@ -42,6 +42,11 @@ export interface HubOptions {
   engineChannels: Omit<EngineConnectionInfo, 'key' | 'curve_serverkey' | 'location' | 'pack' | 'unpack' | 'signature_scheme' | 'ssh'>
   /** Where to keep `{engines, next_id}` for --restore; undefined = nowhere. */
   enginesFile: string | undefined
+  /**
+   * The client connection file without its key, sent in connection_reply as `connection_info` (ours: ipyparallel's
+   * hub sends only `engines`), so a client that knows only the registration URL and the key can find the rest.
+   */
+  clientChannels?: Record<string, unknown>
 }
 
 /** The engine state file (`log/engines<cluster id>.json`): ipyparallel's form plus each engine's language. */
@@ -156,7 +161,8 @@ export class Hub {
   private connectionRequest(idents: Buffer[], msg: Message): void {
     const engines: Record<string, string> = {}
     for (const e of this.registered) engines[String(e.id)] = e.uuid
-    this.hooks.reply(idents, 'connection_reply', { status: 'ok', engines }, msg.header)
+    const info = this.options.clientChannels
+    this.hooks.reply(idents, 'connection_reply', { status: 'ok', engines, ...(info ? { connection_info: info } : {}) }, msg.header)
   }
 
   private registrationRequest(idents: Buffer[], msg: Message): void {

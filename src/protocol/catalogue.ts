@@ -73,6 +73,8 @@ export interface SignalRequestContent {
 export interface ConnectionReplyContent extends OkContent {
   /** Engine uuids by engine id; the ids are strings on the wire. */
   engines: Record<string, string>
+  /** Ours: the client connection file without its key (absent from ipyparallel's hub). */
+  connection_info?: JsonObject
 }
 
 export interface RegistrationRequestContent {

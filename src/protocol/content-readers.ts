@@ -123,7 +123,8 @@ const readers = {
       if (typeof uuid !== 'string' || !Number.isInteger(Number(id))) f.fail('engines', 'an object of engine uuids by id')
       engines[id] = uuid
     }
-    return { status: 'ok', engines }
+    const info = f.content.connection_info
+    return isObject(info) ? { status: 'ok', engines, connection_info: info } : { status: 'ok', engines }
   },
   registration_request: (f: Fields): RegistrationRequestContent => {
     const uuid = f.nonEmptyString('uuid')

@@ -129,6 +129,30 @@ const promises: { contains: string; check: (t: Test, lines: string[]) => void }[
     },
   },
   {
+    contains: "client.broadcastView([second, first], { coalescing: true })",
+    check: (t, lines) => {
+      t.same(lines, ["[ 'second', 'first' ]", 'RangeError true', "[ 'second', 'RangeError' ]"], 'the broadcast view keeps target order and each engine\'s error')
+    },
+  },
+  {
+    contains: 'const slow = lview.imap(',
+    check: (t, lines) => {
+      t.same(lines, ["[ 10, 'Error', 30 ]", '2'], 'returnExceptions, displayOutputs, and a cancelled imap that prints nothing')
+    },
+  },
+  {
+    contains: "registerSerializer(Money, { name: 'Money'",
+    check: (t, lines) => {
+      t.same(lines, ['true 400'], 'a registered class crosses to the engine and back')
+    },
+  },
+  {
+    contains: "new Client({ url: `tcp://127.0.0.1:${registration}`, key })",
+    check: (t, lines) => {
+      t.same(lines, ['reached'], 'a client from the registration URL and key')
+    },
+  },
+  {
     contains: 'await urgent.apply(() => 42)',
     check: (t, lines) => {
       t.equal(lines[0], '42 100', 'the urgent task gives 42 and the backlog 100 results')

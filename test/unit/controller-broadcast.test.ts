@@ -101,6 +101,8 @@ t.test('coalescing: a failed engine makes the combined reply an error, whichever
   const msg = received(h, h.toClient[0] as Frames)
   t.equal((msg.content).ename, 'ZeroDivisionError')
   t.equal(msg.metadata.status, 'error')
+  const each = msg.metadata.broadcast_replies as { content: JsonObject; metadata: JsonObject; buffers: number }[]
+  t.same(each.map((r) => [r.content.status, r.metadata.engine, r.buffers]), [['error', 'A', 0], ['ok', 'B', msg.buffers.length]], 'each engine\'s own reply is listed, in target order')
 })
 
 t.test('an engine that is not connected, or dies, is answered for with an EngineError', async (t) => {
