@@ -363,7 +363,10 @@ export class Connection {
     const streams = typeof msg.metadata.streams === 'number' ? msg.metadata.streams : undefined
     const seen = engineUuid === undefined ? 0 : (pending.streams?.get(engineUuid) ?? 0)
     const complete = streams !== undefined ? seen >= streams : engineUuid !== undefined && pending.idleOn?.has(engineUuid) === true
-    if (fromEngine === undefined || engineUuid === undefined || complete) {
+    // A reply without `started` was made for an engine that never ran the request (the broadcast relay's
+    // EngineError for an engine that is gone): no output will follow it.
+    const ran = typeof msg.metadata.started === 'string'
+    if (fromEngine === undefined || engineUuid === undefined || complete || !ran) {
       settle()
       return
     }

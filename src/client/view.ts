@@ -143,11 +143,19 @@ export class LoadBalancedView {
    */
   parallel<A extends unknown[], R>(fn: TaskFunction<A, R>, options: MapOptions = {}): ParallelFunction<A, R> {
     describeFunction(fn) // refuse now rather than at the first call
-    const view = this.withFlags(options)
+    const { returnExceptions, ...flags } = options
+    const view = this.withFlags(flags)
     const pf = (...args: A) => view.apply(fn, ...args)
     const loose = fn as unknown as TaskFunction<never[], R>
+    // returnExceptions is a map option, not a view flag: given here, it is each map's default.
+    const withDefault = (rest: MapArguments): MapArguments => {
+      if (returnExceptions === undefined) return rest
+      const last = rest.at(-1)
+      const isOptions = typeof last === 'object' && last !== null && !Array.isArray(last) && !(Symbol.iterator in last) && !(Symbol.asyncIterator in last)
+      return isOptions ? [...rest.slice(0, -1), { returnExceptions, ...last }] : [...rest, { returnExceptions }]
+    }
     return Object.assign(pf, {
-      map: (...rest: MapArguments) => view.map(loose, ...rest),
+      map: (...rest: MapArguments) => view.map(loose, ...withDefault(rest)),
       imap: (...rest: (AnyIterable<unknown> | ImapOptions)[]) => view.imap(loose, ...rest),
     })
   }

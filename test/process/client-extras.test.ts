@@ -83,4 +83,10 @@ t.test('returnExceptions on a map puts errors in place of values', async (t) => 
     return x
   }, [0, 1, 2, 3], { returnExceptions: true })
   t.same((values as unknown[]).map((v) => (v instanceof Error ? (v as Error & { remoteName: string }).remoteName : v)), [0, 'RangeError', 2, 'RangeError'])
+  const pf = client.loadBalancedView().parallel((x: number) => {
+    if (x === 1) throw new TypeError('one')
+    return x
+  }, { returnExceptions: true })
+  const mapped = (await pf.map([0, 1, 2])) as unknown[]
+  t.same(mapped.map((v) => (v instanceof Error ? 'error' : v)), [0, 'error', 2], 'parallel(fn, { returnExceptions }) is its maps\' default')
 })
