@@ -61,14 +61,17 @@ t.test('registration is two-phase: completed by the first heartbeat, then notifi
 
   const before = client.session.msg('connection_request', {})
   await query.send(client.session.serialize(before))
-  t.same((await query.reply(before.header)).msg.content, { status: 'ok', engines: {} }, 'not registered before its heart is seen')
+  const beforeReply = (await query.reply(before.header)).msg.content as { status: string; engines: object; connection_info: object }
+  t.equal(beforeReply.status, 'ok')
+  t.same(beforeReply.engines, {}, 'not registered before its heart is seen')
+  t.notOk('key' in beforeReply.connection_info, 'the client channels, without the key')
 
   heart(t, engine, uuid)
   const { msg: note } = await notifications.ofType('registration_notification')
   t.same(note.content, { id: 0, uuid })
   const after = client.session.msg('connection_request', {})
   await query.send(client.session.serialize(after))
-  t.same((await query.reply(after.header)).msg.content, { status: 'ok', engines: { '0': uuid } })
+  t.match((await query.reply(after.header)).msg.content, { status: 'ok', engines: { '0': uuid } })
 
   const again = engine.session.msg('registration_request', { uuid })
   await reg.send(engine.session.serialize(again))
