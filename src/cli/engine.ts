@@ -12,6 +12,7 @@ import { addProfileOptions, clusterIdOf, intOption, logLevelOf, onTerminate, pac
 interface EngineFlags extends ProfileFlags {
   file?: string
   stdinLifeline?: boolean
+  mpi?: boolean
   id?: number
   uuid?: string
   timeout: number
@@ -22,6 +23,7 @@ function engineCommand(): Command {
     .description('Run a jsparallel engine: register with a controller and run JavaScript tasks until shut down.')
     .version(packageVersion(), '-V, --version', 'print the jsparallel version and exit')
     .option('--file <path>', 'engine connection file (default: security/ipcontroller[-<cluster-id>]-engine.json of the profile); - reads its JSON from the first line of stdin')
+    .option('--mpi', 'run as one rank of an MPI job: ask for the engine id of its rank (OMPI_COMM_WORLD_RANK, PMI_RANK or PMIX_RANK)')
     .option('--stdin-lifeline', 'stop when stdin closes: whoever started this engine (the ssh launcher) has gone')
     .option('--id <n>', 'engine id to ask the controller for', intOption('--id', 0))
     .option('--uuid <uuid>', 'engine uuid (session id and routing id); default a fresh one')
@@ -51,6 +53,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   if (flags.profileDir === undefined && env.IPP_PROFILE_DIR) flags.profileDir = env.IPP_PROFILE_DIR
   if (command.getOptionValueSource('clusterId') === 'default' && env.IPP_CLUSTER_ID) flags.clusterId = env.IPP_CLUSTER_ID
 
+  if (flags.mpi) flags.id ??= mpiRank(env)
   const timeoutMs = flags.timeout * 1000
   const connection = await loadConnection(flags, env, timeoutMs, log)
   const running: { engine?: Engine } = {}
@@ -70,6 +73,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   await engine.closed
   // Losing the controller is a failure for whoever watches this process; a requested stop is not.
   process.exit(engine.stopReason === 'heartbeat' ? 1 : 0)
+}
+
+/** This process's MPI rank, from Open MPI's, MPICH's or PMIx's variable. */
+function mpiRank(env: NodeJS.ProcessEnv): number {
+  const name = ['OMPI_COMM_WORLD_RANK', 'PMI_RANK', 'PMIX_RANK'].find((n) => env[n] !== undefined && env[n] !== '')
+  const rank = name === undefined ? NaN : Number(env[name])
+  if (name === undefined || !Number.isInteger(rank) || rank < 0) {
+    throw new ConfigError(`--mpi: no MPI rank in the environment (OMPI_COMM_WORLD_RANK, PMI_RANK or PMIX_RANK)${name ? `; ${name} is '${env[name]}'` : ''}: run it under mpiexec`)
+  }
+  return rank
 }
 
 /** The first line of stdin, without consuming what follows it (the lifeline reads on). */
