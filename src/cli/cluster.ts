@@ -112,13 +112,14 @@ function enginePlacement(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger)
     return { n: flags.n ?? availableParallelism() }
   }
   const remote = hosts.find((h) => !isThisMachine(h.host))
-  if (remote && launcher === 'local') {
-    throw new ConfigError(`--engines=local starts engines on this machine only, but ${remote.origin} names host '${remote.host}'; ` +
+  const local = launcher === 'local' || launcher === 'mpi'
+  if (remote && local) {
+    throw new ConfigError(`--engines=${launcher} starts engines on this machine only, but ${remote.origin} names host '${remote.host}'; ` +
       `use --engines=ssh for other hosts (docs/launchers.md)`)
   }
   const perHost = distributeEngines(mergeHosts(hosts, () => availableParallelism()), flags.n ?? total)
   const n = perHost.reduce((sum, h) => sum + h.engines, 0)
-  return launcher === 'local' ? { n } : { n, hosts: perHost.flatMap((h) => Array<string>(h.engines).fill(h.host)) }
+  return local ? { n } : { n, hosts: perHost.flatMap((h) => Array<string>(h.engines).fill(h.host)) }
 }
 
 function clusterOptionsOf(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger, clusterId: string): ClusterOptions {

@@ -27,7 +27,7 @@ export interface ClusterOptions {
   ipythonDir?: string
   /** Cluster id, part of the connection files' names, so that several clusters share a profile. Default: ''. */
   clusterId?: string
-  /** Engine launcher by name: `'local'` (the default) or `'ssh'` (docs/launchers.md). */
+  /** Engine launcher by name: `'local'` (the default), `'ssh'` or `'mpi'` (docs/launchers.md). */
   engines?: string
   /**
    * Where engines run: a hostfile's path (lines `host [n]`, `host slots=N`, `node[01-04]`; docs/launchers.md), or
@@ -141,10 +141,12 @@ function placementOf(options: ClusterOptions): string[] | undefined {
   }
   const perHost = distributeEngines(mergeHosts(sources, () => availableParallelism()), options.n === undefined ? undefined : wholeNumber('n', options.n, 0))
   const placement = perHost.flatMap((h) => Array<string>(h.engines).fill(h.host))
-  const local = options.engines === undefined || options.engines === 'local'
+  const launcher = options.engines ?? 'local'
+  // mpi: on this machine only until engines on other hosts through mpiexec are tested.
+  const local = launcher === 'local' || launcher === 'mpi'
   const remote = placement.find((h) => !isThisMachine(h))
   if (local && remote !== undefined) {
-    throw new ConfigError(`the local launcher starts engines on this machine only, but ${sources.find((s) => s.host === remote)?.origin ?? 'hosts'} names host '${remote}'; use engines: 'ssh' for other hosts`)
+    throw new ConfigError(`the ${launcher} launcher starts engines on this machine only, but ${sources.find((s) => s.host === remote)?.origin ?? 'hosts'} names host '${remote}'; use engines: 'ssh' for other hosts`)
   }
   if (!local && remote !== undefined && isLoopback(options.ip) && !(options.controllerArgs ?? []).some((a) => a.startsWith('--ip'))) {
     throw new ConfigError(`the controller listens on 127.0.0.1 unless told otherwise, which engines on ${remote} cannot reach: ` +

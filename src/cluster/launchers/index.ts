@@ -6,15 +6,16 @@
 import { ConfigError } from '../../common/errors.js'
 import type { ControllerLauncher, EngineLauncher } from './launcher.js'
 import { localControllerLauncher, localEngineLauncher } from './local.js'
+import { mpiEngineLauncher } from './mpi.js'
 import { sshEngineLauncher } from './ssh.js'
 
-const engineLaunchers: Readonly<Record<string, EngineLauncher>> = { local: localEngineLauncher, ssh: sshEngineLauncher }
+const engineLaunchers: Readonly<Record<string, EngineLauncher>> = { local: localEngineLauncher, ssh: sshEngineLauncher, mpi: mpiEngineLauncher }
 const controllerLaunchers: Readonly<Record<string, ControllerLauncher>> = { local: localControllerLauncher }
 
 /** Engine launchers of issue 19 that are not built yet (docs/launchers.md). */
-export const plannedLaunchers: readonly string[] = ['mpi', 'slurm', 'sge', 'pbs', 'lsf', 'htcondor']
+export const plannedLaunchers: readonly string[] = ['slurm', 'sge', 'pbs', 'lsf', 'htcondor']
 /** The controller runs on this machine for now; starting it elsewhere is planned for these. */
-const plannedControllerLaunchers: readonly string[] = ['ssh', ...plannedLaunchers]
+const plannedControllerLaunchers: readonly string[] = ['ssh', 'mpi', ...plannedLaunchers]
 
 export const availableEngineLaunchers = (): string[] => Object.keys(engineLaunchers)
 export const availableControllerLaunchers = (): string[] => Object.keys(controllerLaunchers)
