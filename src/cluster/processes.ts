@@ -158,7 +158,11 @@ export class ClusterProcesses {
     this.options.log.info(`${engine.name} started${process.host === undefined ? '' : ` on ${process.host}`}, pid ${process.pid ?? '?'}`)
     process.onExit((code, signal) => {
       if (this.stopping) return
-      if (!engine.stopping) this.options.log.warn(`engine ${engine.id ?? '?'} (pid ${process.pid ?? '?'}) exited (${signal ?? `code ${code}`}); unregistering it`)
+      if (!engine.stopping) {
+        const who = engine.id === undefined ? `${engine.name}${process.host === undefined ? '' : ` on ${process.host}`}` : `engine ${engine.id}`
+        const what = engine.id === undefined ? ` before registering${process.failure === undefined ? '' : `: ${process.failure}`}` : '; unregistering it'
+        this.options.log.warn(`${who} (pid ${process.pid ?? '?'}) exited (${signal ?? `code ${code}`})${what}`)
+      }
       this.unregister(engine)
       this.wake()
       this.onChange()
