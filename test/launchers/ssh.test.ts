@@ -74,6 +74,30 @@ await client.close()
     await nothingLeft(t, hosts, [1, 2, 3])
   })
 
+  t.test('Cluster.start({ engines: \'ssh\', hosts }): engines know their host and pid there; addEngines goes round the hosts; stopEngines stops one', async (t) => {
+    const dir = scriptDir(t)
+    writeFileSync(join(dir, 'api.mjs'), `
+import { Cluster } from 'jsparallel'
+const [ssh, hosts, ip, node] = JSON.parse(process.argv[2])
+const cluster = await Cluster.start({ engines: 'ssh', hosts, ip, ssh: { command: ssh.split(' '), node }, timeoutMs: 30000 })
+try {
+  const [added] = await cluster.addEngines(1)
+  console.log('engines', JSON.stringify(cluster.engines.map((e) => [e.id, e.host, e.running, typeof e.pid])))
+  await cluster.stopEngines([added])
+  console.log('running', JSON.stringify(cluster.engines.filter((e) => e.running).map((e) => e.host)))
+} finally {
+  await cluster.stop()
+}
+`)
+    const [command, argv] = hosts.exec(1, process.execPath, [join(dir, 'api.mjs'), JSON.stringify([hosts.ssh, [hosts.address(2), hosts.address(3)], hosts.address(1), process.execPath])])
+    const api = startProcess(t, command, argv)
+    t.equal((await api.exited).code, 0, api.output())
+    const [a2, a3] = [hosts.address(2), hosts.address(3)]
+    t.match(api.output(), `engines ${JSON.stringify([[0, a2, true, 'number'], [1, a3, true, 'number'], [2, a2, true, 'number']])}`, 'the added engine went to the first host again')
+    t.match(api.output(), `running ${JSON.stringify([a2, a3])}`, 'stopEngines stopped the added one only')
+    await nothingLeft(t, hosts, [1, 2, 3])
+  })
+
   t.test('cluster stop stops the engines on every host', async (t) => {
     const dir = tempDir(t)
     const profileDir = join(dir, 'profile_stop')
