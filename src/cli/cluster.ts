@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { availableParallelism, constants, homedir, hostname } from 'node:os'
+import { availableParallelism, constants, homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import { createLogger, type Logger } from '../common/log.js'
 import { ConfigError } from '../common/errors.js'
 import { clusterRunEnvironment } from '../client/environment.js'
-import { Cluster, type ClusterOptions } from '../cluster/cluster.js'
+import { Cluster, isThisMachine, type ClusterOptions } from '../cluster/cluster.js'
 import { allocationFromEnv, distributeEngines, hostsFromList, mergeHosts, parseHostfile, type HostSource } from '../cluster/hosts.js'
 import { availableEngineLaunchers, engineLauncher, plannedLaunchers } from '../cluster/launchers/index.js'
 import { clusterStatesIn, clusterStatesUnder, type ClusterState } from '../cluster/state.js'
@@ -25,6 +25,12 @@ interface StartFlags extends ProfileFlags {
   plugin: string[]
   timeout: number
   curve?: boolean
+  ip?: string
+  ssh?: string
+  engineNode?: string
+  path?: string
+  engineScript?: string
+  env: Record<string, string>
 }
 
 function pidFile(profileDir: string, clusterId: string): string {
@@ -44,19 +50,41 @@ function addStartOptions(command: Command): Command {
     .option('--plugin <module>', 'a scheme plugin module for the controller (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--curve', 'the controller encrypts and authenticates with CurveZMQ (see controller --help)')
     .option('--timeout <seconds>', 'how long to wait for the controller and engines to start', intOption('--timeout', 1), 60)
+    .option('--ip <address>', 'address the controller binds, for engines on other hosts (default 127.0.0.1: this machine only; consider --curve)')
+    .option('--env <K=V>', 'an environment variable for every engine (repeatable)', envOption, {} as Record<string, string>)
+    .option('--ssh <command>', 'with --engines=ssh: the ssh command and its options, split at spaces (default: ssh; BatchMode=yes unless these options say otherwise)')
+    .option('--engine-node <path>', 'with --engines=ssh: the node on the hosts (default: node on their PATH)')
+    .option('--path <dir>', 'with --engines=ssh: the directory engines run in on the hosts (default: the login directory)')
+    .option('--engine-script <path>', 'with --engines=ssh: the engine script on the hosts (default: this install\'s bin/engine.js)')
 }
 
-/** This machine's names: the only hosts the `local` launcher can start engines on. */
-function localHostNames(): Set<string> {
-  const name = hostname()
-  return new Set(['localhost', '127.0.0.1', '::1', name, name.split('.')[0] as string])
+function envOption(value: string, all: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=')
+  const name = value.slice(0, eq)
+  if (eq < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(`--env: '${value}' is not NAME=VALUE with NAME a variable name`)
+  return { ...all, [name]: value.slice(eq + 1) }
+}
+
+const SSH_ONLY = ['ssh', 'engineNode', 'path', 'engineScript'] as const
+
+/** The `ssh` launcher's settings from the flags; refused with another launcher, where they would be ignored. */
+function sshOptionsOf(flags: StartFlags): ClusterOptions['ssh'] {
+  const given = SSH_ONLY.filter((k) => flags[k] !== undefined)
+  if (flags.engines !== 'ssh') {
+    if (given.length > 0) throw new ConfigError(`--${given[0]?.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) ?? ''} applies to --engines=ssh only`)
+    return undefined
+  }
+  const command = flags.ssh?.trim().split(/\s+/)
+  if (command !== undefined && command[0] === '') throw new ConfigError('--ssh: empty command')
+  return { command, node: flags.engineNode, path: flags.path, engineScript: flags.engineScript }
 }
 
 /**
- * How many engines to start: from -n, the hostfile or --host list, or the batch allocation this runs in, with
- * SCOOP's rules for -n against the hosts. The local launcher refuses hosts other than this machine.
+ * How many engines to start, and where: from -n, the hostfile or --host list, or the batch allocation this runs
+ * in, with SCOOP's rules for -n against the hosts. The local launcher refuses hosts other than this machine; for
+ * the others, `hosts` names each engine's host.
  */
-function engineCount(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger): number {
+function enginePlacement(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger): { n: number; hosts?: string[] } {
   const launcher = engineLauncher(flags.engines).name
   let hosts: HostSource[] | undefined
   let total: number | undefined
@@ -79,23 +107,33 @@ function engineCount(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger): nu
       total = allocation.total
     }
   }
-  if (!hosts) return flags.n ?? availableParallelism()
-  const local = localHostNames()
-  const remote = hosts.find((h) => !local.has(h.host))
-  if (remote && launcher === 'local') {
-    throw new ConfigError(`--engines=local starts engines on this machine only, but ${remote.origin} names host '${remote.host}'; ` +
-      `launchers for other hosts (${plannedLaunchers.join(', ')}) are not available yet (docs/launchers.md)`)
+  if (!hosts) {
+    if (launcher === 'ssh') throw new ConfigError('--engines=ssh needs hosts: give --hostfile FILE or --host NAMES')
+    return { n: flags.n ?? availableParallelism() }
+  }
+  const remote = hosts.find((h) => !isThisMachine(h.host))
+  const local = launcher === 'local' || launcher === 'mpi'
+  if (remote && local) {
+    throw new ConfigError(`--engines=${launcher} starts engines on this machine only, but ${remote.origin} names host '${remote.host}'; ` +
+      `use --engines=ssh for other hosts (docs/launchers.md)`)
   }
   const perHost = distributeEngines(mergeHosts(hosts, () => availableParallelism()), flags.n ?? total)
-  return perHost.reduce((sum, h) => sum + h.engines, 0)
+  const n = perHost.reduce((sum, h) => sum + h.engines, 0)
+  return local ? { n } : { n, hosts: perHost.flatMap((h) => Array<string>(h.engines).fill(h.host)) }
 }
 
 function clusterOptionsOf(flags: StartFlags, env: NodeJS.ProcessEnv, log: Logger, clusterId: string): ClusterOptions {
+  const ssh = sshOptionsOf(flags)
+  const { n, hosts } = enginePlacement(flags, env, log)
   return {
-    n: engineCount(flags, env, log),
+    n: hosts === undefined || hosts.length === 0 ? n : undefined,
+    hosts: hosts !== undefined && hosts.length > 0 ? hosts : undefined,
     profileDir: profileDirOf(flags, env),
     clusterId,
     engines: flags.engines,
+    ip: flags.ip,
+    env: flags.env,
+    ssh,
     scheme: flags.scheme,
     hwm: flags.hwm,
     pingMs: flags.ping,
@@ -146,7 +184,9 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
 
   const start = addStartOptions(new Command('start'))
     .description('Start a controller and N engines in the foreground; Ctrl-C stops them all.')
-    .action(async (flags: StartFlags) => {
+    .option('--node <path>', 'with --engines=ssh: the node on the hosts (the same as --engine-node, which `cluster run` takes)')
+    .action(async (flags: StartFlags & { node?: string }) => {
+      flags.engineNode ??= flags.node
       const log = createLogger('cluster', logLevelOf(flags))
       const options = clusterOptionsOf(flags, env, log, clusterIdOf(flags))
       const abort = new AbortController()
@@ -159,7 +199,7 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
       })
       const cluster = await starting
       const { profileDir, clusterId } = cluster
-      log.info(`cluster ready: ${options.n} engines; connect with new Client({ profileDir: '${profileDir}'${clusterId ? `, clusterId: '${clusterId}'` : ''} })`)
+      log.info(`cluster ready: ${cluster.engines.length} engines; connect with new Client({ profileDir: '${profileDir}'${clusterId ? `, clusterId: '${clusterId}'` : ''} })`)
       // The controller exiting stops the cluster (Cluster does it); then this command ends.
       await cluster.stopped
       process.exit(0)
@@ -205,7 +245,7 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
         if (ending) process.exit(signalExitCode(ending))
         throw e
       }
-      log.info(`cluster ready: ${options.n} engines; running ${script}`)
+      log.info(`cluster ready: ${cluster.engines.length} engines; running ${script}`)
       const started = cluster
       const spawned = spawn(flags.node, [script, ...(args[0] === '--' ? args.slice(1) : args)], { stdio: 'inherit', env: { ...env, ...clusterRunEnvironment(started.profileDir, started.clusterId) } })
       running.child = spawned
@@ -241,7 +281,7 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
         return
       }
       for (const s of states) {
-        const engines = s.engines.map((e) => `${e.id ?? '?'}:${e.pid ?? '?'}`).join(' ')
+        const engines = s.engines.map((e) => `${e.id ?? '?'}:${e.pid ?? '?'}${e.host === undefined ? '' : `@${e.host}`}`).join(' ')
         console.log(`${s.profileDir}  cluster-id '${s.clusterId}'  owner pid ${s.ownerPid}  controller pid ${s.controller.pid ?? '?'}  ${s.engines.length} engines (id:pid) ${engines}`)
       }
     })

@@ -1,12 +1,15 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { availableParallelism, tmpdir } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { availableParallelism, hostname, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ConfigError } from '../common/errors.js'
 import { createLogger, type Logger, type LogLevel } from '../common/log.js'
 import { resolveProfileDir, connectionFilePath } from '../protocol/connection-file.js'
 import { Client, type ClientOptions } from '../client/client.js'
 import { clientEnvironment } from '../client/environment.js'
+import { distributeEngines, hostsFromList, mergeHosts, parseHostfile, type HostSource } from './hosts.js'
 import { controllerLauncher, engineLauncher } from './launchers/index.js'
+import type { EngineLauncherSettings } from './launchers/launcher.js'
+import { localEngineScript } from './launchers/local.js'
 import { ClusterProcesses } from './processes.js'
 import { removeClusterState, writeClusterState } from './state.js'
 
@@ -24,8 +27,24 @@ export interface ClusterOptions {
   ipythonDir?: string
   /** Cluster id, part of the connection files' names, so that several clusters share a profile. Default: ''. */
   clusterId?: string
-  /** Engine launcher by name. Default and, for now, only: `'local'` (docs/launchers.md). */
+  /** Engine launcher by name: `'local'` (the default), `'ssh'` or `'mpi'` (docs/launchers.md). */
   engines?: string
+  /**
+   * Where engines run: a hostfile's path (lines `host [n]`, `host slots=N`, `node[01-04]`; docs/launchers.md), or
+   * host names, one per engine (`['a', 'a', 'b']`). `n`, when given, is spread over them by SCOOP's rules; a host
+   * without a count takes this machine's number of CPUs. The `local` launcher takes only this machine's names.
+   */
+  hostfile?: string
+  hosts?: string[]
+  /**
+   * The address the controller binds, which engines on other hosts connect to. Default: 127.0.0.1, which only
+   * this machine reaches: engines on other hosts need an address of this machine they can reach (prefer `curve`).
+   */
+  ip?: string
+  /** More environment variables for every engine, local or remote. */
+  env?: Record<string, string>
+  /** How the `ssh` launcher reaches the hosts and starts engines there. */
+  ssh?: SshOptions
   /** Controller launcher by name. Default and only: `'local'`. */
   controller?: string
   /** The controller's task scheduler scheme (`controller --help` lists them). Default: the controller's (`leastload`). */
@@ -53,17 +72,34 @@ export interface ClusterOptions {
   signal?: AbortSignal
 }
 
+/** How the `ssh` launcher starts engines (docs/launchers.md). */
+export interface SshOptions {
+  /** The ssh command and its options, one word each. Default: `['ssh']`; `BatchMode=yes`, `ConnectTimeout=15` and `-T` follow them. */
+  command?: string[]
+  /** The `node` on the hosts. Default: `'node'` (found on the PATH of a non-interactive ssh session). */
+  node?: string
+  /** The directory engines run in on the hosts. Default: the login directory. */
+  path?: string
+  /**
+   * The engine script on the hosts, relative to `path` unless absolute. Default: this install's `bin/engine.js`,
+   * so hosts need jsparallel at the same path (a shared or identical install).
+   */
+  engineScript?: string
+}
+
 /** An engine of the cluster as `Cluster.engines` shows it. */
 export interface ClusterEngine {
   /** The controller's id for it; undefined until it has registered. */
   readonly id: number | undefined
   readonly uuid: string
-  /** Its process id (undefined where the launcher does not know it). */
+  /** Its process id, on `host` (undefined where the launcher does not know it). */
   readonly pid: number | undefined
+  /** The host it runs on; undefined for a child process on this machine. */
+  readonly host: string | undefined
   readonly running: boolean
 }
 
-const OPTION_NAMES = new Set(['n', 'profile', 'profileDir', 'ipythonDir', 'clusterId', 'engines', 'controller', 'scheme', 'hwm', 'pingMs', 'curve', 'plugins',
+const OPTION_NAMES = new Set(['n', 'profile', 'profileDir', 'ipythonDir', 'clusterId', 'engines', 'hostfile', 'hosts', 'ip', 'env', 'ssh', 'controller', 'scheme', 'hwm', 'pingMs', 'curve', 'plugins',
   'controllerArgs', 'engineArgs', 'logLevel', 'timeoutMs', 'stopGraceMs', 'log', 'signal'])
 
 function wholeNumber(name: string, value: unknown, min: number): number {
@@ -71,8 +107,84 @@ function wholeNumber(name: string, value: unknown, min: number): number {
   return value
 }
 
+/** This machine's names: the only hosts the `local` launcher can start engines on. */
+export function isThisMachine(host: string): boolean {
+  const name = hostname()
+  return ['localhost', '127.0.0.1', '::1', name, name.split('.')[0]].includes(host)
+}
+
+const isLoopback = (ip: string | undefined): boolean => ip === undefined || ip === 'localhost' || ip === '::1' || ip.startsWith('127.')
+
+/**
+ * The host of each engine to start, in order (a, b, b, c), from `hostfile` or `hosts` and `n` by SCOOP's rules;
+ * undefined when neither is given (then all run here).
+ */
+function placementOf(options: ClusterOptions): string[] | undefined {
+  if (options.hostfile !== undefined && options.hosts !== undefined) throw new ConfigError('give the Cluster option hostfile or hosts, not both')
+  let sources: HostSource[]
+  if (options.hostfile !== undefined) {
+    if (typeof options.hostfile !== 'string' || options.hostfile === '') throw new ConfigError('Cluster option hostfile must be a file path')
+    let text: string
+    try {
+      text = readFileSync(options.hostfile, 'utf8')
+    } catch (e) {
+      throw new ConfigError(`hostfile: cannot read ${options.hostfile}: ${(e as Error).message}`, { cause: e })
+    }
+    sources = parseHostfile(text, options.hostfile)
+  } else if (options.hosts !== undefined) {
+    if (!Array.isArray(options.hosts) || options.hosts.length === 0 || !options.hosts.every((h) => typeof h === 'string')) {
+      throw new ConfigError('Cluster option hosts must be a non-empty array of host names, one per engine')
+    }
+    sources = hostsFromList(options.hosts, 'the hosts option')
+  } else {
+    return undefined
+  }
+  const perHost = distributeEngines(mergeHosts(sources, () => availableParallelism()), options.n === undefined ? undefined : wholeNumber('n', options.n, 0))
+  const placement = perHost.flatMap((h) => Array<string>(h.engines).fill(h.host))
+  const launcher = options.engines ?? 'local'
+  // mpi: on this machine only until engines on other hosts through mpiexec are tested.
+  const local = launcher === 'local' || launcher === 'mpi'
+  const remote = placement.find((h) => !isThisMachine(h))
+  if (local && remote !== undefined) {
+    throw new ConfigError(`the ${launcher} launcher starts engines on this machine only, but ${sources.find((s) => s.host === remote)?.origin ?? 'hosts'} names host '${remote}'; use engines: 'ssh' for other hosts`)
+  }
+  if (!local && remote !== undefined && isLoopback(options.ip) && !(options.controllerArgs ?? []).some((a) => a.startsWith('--ip'))) {
+    throw new ConfigError(`the controller listens on 127.0.0.1 unless told otherwise, which engines on ${remote} cannot reach: ` +
+      'give ip (--ip) an address of this machine that the hosts reach (and consider curve)')
+  }
+  return placement
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+function launcherSettingsOf(options: ClusterOptions): EngineLauncherSettings {
+  const env = options.env ?? {}
+  if (typeof env !== 'object' || env === null) throw new ConfigError('Cluster option env must be an object of names to strings')
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) throw new ConfigError(`Cluster option env: '${k}' is not a variable name (letters, digits and _, not starting with a digit)`)
+    if (typeof v !== 'string') throw new ConfigError(`Cluster option env: ${k} must be a string, got ${typeof v}`)
+  }
+  const ssh = options.ssh ?? {}
+  if (options.ssh !== undefined && options.engines !== 'ssh') throw new ConfigError(`Cluster option ssh applies to engines: 'ssh', not '${options.engines ?? 'local'}'`)
+  for (const key of Object.keys(ssh)) if (!['command', 'node', 'path', 'engineScript'].includes(key)) throw new ConfigError(`unknown ssh option '${key}'; known: command, node, path, engineScript`)
+  const command = ssh.command ?? ['ssh']
+  if (!Array.isArray(command) || command.length === 0 || !command.every((w) => typeof w === 'string' && w !== '')) {
+    throw new ConfigError('ssh option command must be a non-empty array of words, e.g. [\'ssh\', \'-i\', \'key\']')
+  }
+  const text = (name: string, value: unknown, fallback: string): string => {
+    if (value === undefined) return fallback
+    if (typeof value !== 'string' || value === '') throw new ConfigError(`ssh option ${name} must be a non-empty string`)
+    return value
+  }
+  return { env, ssh: command, node: text('node', ssh.node, 'node'), path: text('path', ssh.path, ''), engineScript: text('engineScript', ssh.engineScript, localEngineScript) }
+}
+
 function controllerArgsOf(options: ClusterOptions, logLevel: LogLevel): string[] {
   const args = [`--log-level=${logLevel}`]
+  if (options.ip !== undefined) {
+    if (typeof options.ip !== 'string' || options.ip === '') throw new ConfigError('Cluster option ip must be an address of this machine')
+    args.push(`--ip=${options.ip}`)
+  }
   if (options.scheme !== undefined) args.push(`--scheme=${options.scheme}`)
   if (options.hwm !== undefined) args.push(`--hwm=${wholeNumber('hwm', options.hwm, 0)}`)
   if (options.pingMs !== undefined) args.push(`--ping=${wholeNumber('pingMs', options.pingMs, 1)}`)
@@ -113,7 +225,10 @@ export class Cluster {
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
     options.signal?.throwIfAborted()
     for (const name of Object.keys(options)) if (!OPTION_NAMES.has(name)) throw new ConfigError(`unknown Cluster option '${name}'; known: ${[...OPTION_NAMES].join(', ')}`)
-    const n = options.n === undefined ? availableParallelism() : wholeNumber('n', options.n, 0)
+    const placement = placementOf(options)
+    if (options.engines === 'ssh' && placement === undefined) throw new ConfigError('the ssh launcher needs hosts: give hostfile or hosts (--hostfile or --host)')
+    const settings = launcherSettingsOf(options)
+    const n = placement?.length ?? (options.n === undefined ? availableParallelism() : wholeNumber('n', options.n, 0))
     const timeoutMs = wholeNumber('timeoutMs', options.timeoutMs ?? 60_000, 1)
     const stopGraceMs = wholeNumber('stopGraceMs', options.stopGraceMs ?? 5000, 0)
     const logLevel = options.logLevel ?? 'info'
@@ -124,6 +239,7 @@ export class Cluster {
     const profileDir = temporaryProfile ? mkdtempSync(join(tmpdir(), 'jsparallel-cluster-')) : resolveProfileDir(options, clientEnvironment())
     const processes = new ClusterProcesses({
       profileDir, clusterId: options.clusterId ?? '', controllerLauncher: controller, engineLauncher: engines,
+      placement: placement ?? [], settings,
       controllerArgs: controllerArgsOf(options, logLevel), engineArgs: [`--log-level=${logLevel}`, ...(options.engineArgs ?? [])], timeoutMs, stopGraceMs, log,
     })
     const cluster = new Cluster(processes, temporaryProfile, log)
@@ -182,7 +298,7 @@ export class Cluster {
 
   /** Every engine started, running or not, in the order started. */
   get engines(): ClusterEngine[] {
-    return this.processes.engines.map((e) => ({ id: e.id, uuid: e.uuid, pid: e.process.pid, running: !e.process.exited }))
+    return this.processes.engines.map((e) => ({ id: e.id, uuid: e.uuid, pid: e.process.pid, host: e.process.host, running: !e.process.exited }))
   }
 
   /**
@@ -240,7 +356,7 @@ export class Cluster {
         launcher: this.processes.options.engineLauncher.name,
         startedAt: this.startedAt,
         controller: { pid: this.processes.controller?.pid },
-        engines: this.processes.running().map((e) => ({ id: e.id, pid: e.process.pid })),
+        engines: this.processes.running().map((e) => ({ id: e.id, pid: e.process.pid, ...(e.process.host === undefined ? {} : { host: e.process.host }) })),
       })
     } catch (e) {
       this.log.warn(`could not write the cluster's state file: ${(e as Error).message}`)

@@ -8,7 +8,7 @@ import { contentOf } from '../protocol/content-readers.js'
 import { Session } from '../protocol/session.js'
 import { SocketGroup } from '../transport/socket-group.js'
 import { createDealer, createSubscriber, curveClient, type Dealer } from '../transport/sockets.js'
-import type { ControllerLauncher, EngineLauncher, LaunchedProcess } from './launchers/launcher.js'
+import type { ControllerLauncher, EngineLauncher, EngineLauncherSettings, LaunchedProcess } from './launchers/launcher.js'
 
 /** Everything the processes of a cluster need, filled in (the `Cluster` facade validates and defaults). */
 export interface ClusterProcessOptions {
@@ -16,6 +16,9 @@ export interface ClusterProcessOptions {
   clusterId: string
   controllerLauncher: ControllerLauncher
   engineLauncher: EngineLauncher
+  /** The host of each engine, in the order they start; engines added past its end go round it again. Empty: 'localhost'. */
+  placement: string[]
+  settings: EngineLauncherSettings
   /** Arguments for the controller beyond its profile and cluster id (`--scheme=lru`, `--ping=250`, ...). */
   controllerArgs: string[]
   engineArgs: string[]
@@ -28,6 +31,8 @@ export interface ClusterProcessOptions {
 
 /** One engine process of the cluster. */
 export interface EngineProcess {
+  /** `engine-<n>`, as its log file is named. */
+  readonly name: string
   readonly process: LaunchedProcess
   readonly uuid: string
   /** The id the controller gave it; undefined until it has registered. */
@@ -89,15 +94,25 @@ export class ClusterProcesses {
   /** Starts `k` more engines and resolves once all of them have registered. */
   async addEngines(k: number): Promise<EngineProcess[]> {
     const { profileDir, clusterId, log } = this.options
+    const { placement, settings } = this.options
     const specs = Array.from({ length: k }, (_, i) => ({
-      profileDir, clusterId, log, uuid: newSessionId(), args: this.options.engineArgs, logFile: this.logFile(`engine-${this.engines.length + i}`),
+      profileDir, clusterId, log, uuid: newSessionId(), host: placement[(this.engines.length + i) % placement.length] ?? 'localhost',
+      args: this.options.engineArgs, logFile: this.logFile(`engine-${this.engines.length + i}`), settings,
     }))
     const processes = await this.options.engineLauncher.start(specs)
     const added = processes.map((process, i) => this.watchEngine(process, (specs[i] as { uuid: string }).uuid))
     this.onChange()
+    const logs = join(this.options.profileDir, 'log')
+    const where = (e: EngineProcess): string => `${e.name}${e.process.host === undefined ? '' : ` on ${e.process.host}`}`
     await this.waitFor(() => added.every((e) => e.id !== undefined), `${k} engine${k === 1 ? '' : 's'} to register`, () => {
-      const dead = added.find((e) => e.id === undefined && e.process.exited)
-      return dead && `an engine (pid ${dead.process.pid ?? '?'}) exited before it registered; see its log in ${join(this.options.profileDir, 'log')}`
+      const dead = added.filter((e) => e.id === undefined && e.process.exited)
+      if (dead.length === 0) return undefined
+      const why = dead.map((e) => e.process.failure ?? `${where(e)} (pid ${e.process.pid ?? '?'}) exited before it registered`)
+      return `${[...new Set(why)].join('; ')}; see ${dead.length === 1 ? 'its log' : 'their logs'} in ${logs}`
+    }, () => {
+      const missing = added.filter((e) => e.id === undefined)
+      const hosts = [...new Set(missing.map((e) => e.process.host).filter((h) => h !== undefined))]
+      return `; not registered: ${missing.map(where).join(', ')}${hosts.length > 0 ? ` (hosts that did not answer: ${hosts.join(', ')})` : ''}; logs in ${logs}`
     })
     return added
   }
@@ -138,12 +153,16 @@ export class ClusterProcesses {
   }
 
   private watchEngine(process: LaunchedProcess, uuid: string): EngineProcess {
-    const engine: EngineProcess = { process, uuid, id: undefined, stopping: false }
+    const engine: EngineProcess = { name: `engine-${this.engines.length}`, process, uuid, id: undefined, stopping: false }
     this.engines.push(engine)
-    this.options.log.info(`engine-${this.engines.length - 1} started, pid ${process.pid ?? '?'}`)
+    this.options.log.info(`${engine.name} started${process.host === undefined ? '' : ` on ${process.host}`}, pid ${process.pid ?? '?'}`)
     process.onExit((code, signal) => {
       if (this.stopping) return
-      if (!engine.stopping) this.options.log.warn(`engine ${engine.id ?? '?'} (pid ${process.pid ?? '?'}) exited (${signal ?? `code ${code}`}); unregistering it`)
+      if (!engine.stopping) {
+        const who = engine.id === undefined ? `${engine.name}${process.host === undefined ? '' : ` on ${process.host}`}` : `engine ${engine.id}`
+        const what = engine.id === undefined ? ` before registering${process.failure === undefined ? '' : `: ${process.failure}`}` : '; unregistering it'
+        this.options.log.warn(`${who} (pid ${process.pid ?? '?'}) exited (${signal ?? `code ${code}`})${what}`)
+      }
       this.unregister(engine)
       this.wake()
       this.onChange()
@@ -172,7 +191,7 @@ export class ClusterProcesses {
       const engine = this.engines.find((e) => e.uuid === uuid)
       if (!engine) return
       engine.id = id
-      this.options.log.info(`engine ${id} registered (pid ${engine.process.pid ?? '?'})`)
+      this.options.log.info(`engine ${id} registered (${engine.process.host === undefined ? '' : `on ${engine.process.host}, `}pid ${engine.process.pid ?? '?'})`)
       this.onChange()
       this.wake()
     })
@@ -188,7 +207,7 @@ export class ClusterProcesses {
   }
 
   /** Resolves when `done()` holds; fails at the timeout, or at once when the controller exits or the cluster stops. */
-  private waitFor(done: () => boolean, what: string, failed: () => string | undefined = () => undefined): Promise<void> {
+  private waitFor(done: () => boolean, what: string, failed: () => string | undefined = () => undefined, detail: () => string = () => ''): Promise<void> {
     return new Promise((resolve, reject) => {
       const finish = (error?: Error): void => {
         clearTimeout(timer)
@@ -203,7 +222,7 @@ export class ClusterProcesses {
         else if (this.controller?.exited) finish(new TimeoutError(`gave up waiting for ${what}: the controller exited; see its log`))
         else if (this.stopping) finish(new TimeoutError(`gave up waiting for ${what}: the cluster is stopping`))
       }
-      const timer = setTimeout(() => finish(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}`)), this.options.timeoutMs)
+      const timer = setTimeout(() => finish(new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for ${what}${detail()}`)), this.options.timeoutMs)
       this.waiters.push(check)
       check()
     })

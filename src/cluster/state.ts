@@ -18,7 +18,8 @@ export interface ClusterState {
   launcher: string
   startedAt: string
   controller: { pid: number | undefined }
-  engines: { id: number | undefined; pid: number | undefined }[]
+  /** `host` is there for engines on another host (their pid is theirs there). */
+  engines: { id: number | undefined; pid: number | undefined; host?: string }[]
 }
 
 export function stateFilePath(profileDir: string, clusterId: string): string {

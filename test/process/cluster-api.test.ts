@@ -109,8 +109,16 @@ t.test('aborting the signal while Cluster.start runs stops what has started and 
 
 t.test('bad options are refused before anything starts, naming the option', async (t) => {
   await t.rejects(Cluster.start({ n: -1 }), /Cluster option n must be a whole number >= 0, got -1/)
-  await t.rejects(Cluster.start({ n: 1, engines: 'ssh' }), /engine launcher 'ssh' is not available yet .*available: local/)
-  await t.rejects(Cluster.start({ n: 1, engines: 'nope' }), /unknown engine launcher 'nope'; available: local/)
+  await t.rejects(Cluster.start({ n: 1, engines: 'slurm' }), /engine launcher 'slurm' is not available yet .*available: local, ssh, mpi/)
+  await t.rejects(Cluster.start({ n: 1, engines: 'nope' }), /unknown engine launcher 'nope'; available: local, ssh, mpi/)
+  await t.rejects(Cluster.start({ engines: 'mpi', hosts: ['node7'] }), /the mpi launcher starts engines on this machine only, but the hosts option names host 'node7'/)
+  await t.rejects(Cluster.start({ n: 1, engines: 'ssh' }), /the ssh launcher needs hosts: give hostfile or hosts/)
+  await t.rejects(Cluster.start({ engines: 'ssh', hosts: ['node7'] }), /the controller listens on 127\.0\.0\.1 unless told otherwise, which engines on node7 cannot reach/)
+  await t.rejects(Cluster.start({ hosts: ['node7'] }), /the local launcher starts engines on this machine only, but the hosts option names host 'node7'/)
+  await t.rejects(Cluster.start({ engines: 'ssh', hosts: ['localhost'], ssh: { comand: ['ssh'] } as never }), /unknown ssh option 'comand'/)
+  await t.rejects(Cluster.start({ n: 1, ssh: { node: 'node' } }), /Cluster option ssh applies to engines: 'ssh', not 'local'/)
+  await t.rejects(Cluster.start({ n: 1, env: { 'A-B': '1' } }), /Cluster option env: 'A-B' is not a variable name/)
+  await t.rejects(Cluster.start({ engines: 'ssh', hostfile: '/nonexistent/hosts' }), /hostfile: cannot read \/nonexistent\/hosts/)
   await t.rejects(Cluster.start({ nn: 2 } as never), /unknown Cluster option 'nn'/)
   await t.rejects(Cluster.start({ n: 1, signal: AbortSignal.abort() }), /aborted/i, 'an aborted signal starts nothing')
 })

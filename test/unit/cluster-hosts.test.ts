@@ -102,10 +102,13 @@ t.test('SGE, PBS and LSF allocations read the files their variables name', async
 })
 
 t.test('launchers by name: local exists; planned and unknown names are refused naming the available ones', async (t) => {
-  t.same(availableEngineLaunchers(), ['local'])
+  t.same(availableEngineLaunchers(), ['local', 'ssh', 'mpi'])
   t.equal(engineLauncher('local').name, 'local')
+  t.equal(engineLauncher('ssh').name, 'ssh')
   t.equal(controllerLauncher('local').name, 'local')
-  t.throws(() => engineLauncher('ssh'), /engine launcher 'ssh' is not available yet .*available: local/)
-  t.throws(() => engineLauncher('toString'), /unknown engine launcher 'toString'; available: local/)
+  t.equal(engineLauncher('mpi').name, 'mpi')
+  t.throws(() => engineLauncher('sge'), /engine launcher 'sge' is not available yet .*available: local, ssh, mpi/)
+  t.throws(() => controllerLauncher('ssh'), /controller launcher 'ssh' is not available yet .*available: local/)
+  t.throws(() => engineLauncher('toString'), /unknown engine launcher 'toString'; available: local, ssh, mpi/)
   t.throws(() => controllerLauncher('mpi'), /controller launcher 'mpi' is not available yet/)
 })

@@ -6,25 +6,29 @@
 import { ConfigError } from '../../common/errors.js'
 import type { ControllerLauncher, EngineLauncher } from './launcher.js'
 import { localControllerLauncher, localEngineLauncher } from './local.js'
+import { mpiEngineLauncher } from './mpi.js'
+import { sshEngineLauncher } from './ssh.js'
 
-const engineLaunchers: Readonly<Record<string, EngineLauncher>> = { local: localEngineLauncher }
+const engineLaunchers: Readonly<Record<string, EngineLauncher>> = { local: localEngineLauncher, ssh: sshEngineLauncher, mpi: mpiEngineLauncher }
 const controllerLaunchers: Readonly<Record<string, ControllerLauncher>> = { local: localControllerLauncher }
 
-/** Launchers of issue 19 that are not built yet (docs/launchers.md). */
-export const plannedLaunchers: readonly string[] = ['ssh', 'mpi', 'slurm', 'sge', 'pbs', 'lsf', 'htcondor']
+/** Engine launchers of issue 19 that are not built yet (docs/launchers.md). */
+export const plannedLaunchers: readonly string[] = ['slurm', 'sge', 'pbs', 'lsf', 'htcondor']
+/** The controller runs on this machine for now; starting it elsewhere is planned for these. */
+const plannedControllerLaunchers: readonly string[] = ['ssh', 'mpi', ...plannedLaunchers]
 
 export const availableEngineLaunchers = (): string[] => Object.keys(engineLaunchers)
 export const availableControllerLaunchers = (): string[] => Object.keys(controllerLaunchers)
 
-function pick<T>(kind: string, table: Readonly<Record<string, T>>, name: string): T {
+function pick<T>(kind: string, table: Readonly<Record<string, T>>, planned: readonly string[], name: string): T {
   const launcher = Object.hasOwn(table, name) ? table[name] : undefined
   if (launcher) return launcher
   const available = Object.keys(table).join(', ')
-  if (plannedLaunchers.includes(name)) {
+  if (planned.includes(name)) {
     throw new ConfigError(`${kind} launcher '${name}' is not available yet (planned; see docs/launchers.md); available: ${available}`)
   }
   throw new ConfigError(`unknown ${kind} launcher '${name}'; available: ${available}`)
 }
 
-export const engineLauncher = (name: string): EngineLauncher => pick('engine', engineLaunchers, name)
-export const controllerLauncher = (name: string): ControllerLauncher => pick('controller', controllerLaunchers, name)
+export const engineLauncher = (name: string): EngineLauncher => pick('engine', engineLaunchers, plannedLaunchers, name)
+export const controllerLauncher = (name: string): ControllerLauncher => pick('controller', controllerLaunchers, plannedControllerLaunchers, name)

@@ -8,6 +8,9 @@ import type { ControllerLauncher, ControllerSpec, EngineLauncher, EngineSpec, La
 /** The package's bin/ directory, four levels above this file's compiled form (dist/src/cluster/launchers/). */
 const binDir = fileURLToPath(new URL('../../../../bin/', import.meta.url))
 
+/** This install's engine script: where the `ssh` launcher looks on other hosts unless told otherwise. */
+export const localEngineScript = join(binDir, 'engine.js')
+
 /** A child killed by a signal keeps `exitCode` null: only `signalCode` says it has gone. */
 function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null
@@ -46,12 +49,13 @@ class LocalProcess implements LaunchedProcess {
   }
 }
 
-/** Runs `bin/<command>.js` under this Node with its output appended to `logFile`. */
-function spawnLocal(command: 'controller' | 'engine', args: readonly string[], logFile: string): LocalProcess {
+/** Runs `bin/<command>.js` under this Node with its output appended to `logFile`, and `env` added to its environment. */
+function spawnLocal(command: 'controller' | 'engine', args: readonly string[], logFile: string, env: Readonly<Record<string, string>> = {}): LocalProcess {
   mkdirSync(dirname(logFile), { recursive: true })
   const fd = openSync(logFile, 'a')
   try {
-    return new LocalProcess(spawn(process.execPath, [join(binDir, `${command}.js`), ...args], { stdio: ['ignore', fd, fd] }))
+    const environment = Object.keys(env).length === 0 ? undefined : { ...process.env, ...env }
+    return new LocalProcess(spawn(process.execPath, [join(binDir, `${command}.js`), ...args], { stdio: ['ignore', fd, fd], env: environment }))
   } finally {
     closeSync(fd)
   }
@@ -67,6 +71,6 @@ export const localControllerLauncher: ControllerLauncher = {
 export const localEngineLauncher: EngineLauncher = {
   name: 'local',
   start(engines: readonly EngineSpec[]): Promise<LaunchedProcess[]> {
-    return Promise.resolve(engines.map((e) => spawnLocal('engine', ['--profile-dir', e.profileDir, '--cluster-id', e.clusterId, '--uuid', e.uuid, ...e.args], e.logFile)))
+    return Promise.resolve(engines.map((e) => spawnLocal('engine', ['--profile-dir', e.profileDir, '--cluster-id', e.clusterId, '--uuid', e.uuid, ...e.args], e.logFile, e.settings.env)))
   },
 }
