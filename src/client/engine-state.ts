@@ -21,8 +21,12 @@ export interface ExecuteReply {
   readonly text: string | undefined
 }
 
-/** An execute_reply as an ExecuteReply: the count and text from its content, the value from its buffers. */
-export function executeReplyOf(msg: Message): ExecuteReply {
+/**
+ * An execute_reply as an ExecuteReply: the count and text from its content, the value from its buffers. The task
+ * records keep no buffers of an execute_reply (ipyparallel's clients read none there), so a result fetched from
+ * the hub has the text but no value.
+ */
+export function executeReplyOf(msg: Pick<Message, 'content' | 'buffers'>): ExecuteReply {
   const { execution_count: count, data } = msg.content as { execution_count?: unknown; data?: unknown }
   const plain = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['text/plain'] : undefined
   return {

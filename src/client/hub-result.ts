@@ -7,6 +7,7 @@ import { decodeValueAt } from '../protocol/payload.js'
 import { replyOutcome, type ReplyOutcome } from '../protocol/replies.js'
 import { AsyncResult } from './async-result.js'
 import type { Connection } from './connection.js'
+import { executeReplyOf } from './engine-state.js'
 import { Task, type ResultMetadata } from './task.js'
 
 /** First and longest pause between two result_requests, in ms (ipyparallel polls every 100 ms). */
@@ -102,7 +103,10 @@ function settleCompleted(connection: Connection, content: ResultReplyContent, bu
       fillMetadata(md, record, outcome)
       if (md.engineUuid !== undefined) md.engineId = connection.engines.idOf(md.engineUuid)
     }
-    if (outcome.status === 'ok') {
+    if (outcome.status === 'ok' && record.result_header?.['msg_type'] === 'execute_reply') {
+      // Its frames are not in the reply: the records keep none for an execute (see executeReplyOf).
+      task?.resolve(executeReplyOf({ content: record.result_content ?? {}, buffers: [] }))
+    } else if (outcome.status === 'ok') {
       if (!aligned) {
         task?.reject(new ProtocolError(`the result of task ${msgId} could not be located in the hub's reply`))
         continue

@@ -151,7 +151,9 @@ export class TaskLedger {
     const completed = dates.completed ?? new Date()
     const changes: Partial<TaskRecord> = {
       result_header: reply.header, result_metadata: reply.metadata, result_content: reply.content,
-      result_buffers: reply.buffers, started, completed, received: new Date(),
+      // ipyparallel's clients read result frames from a result_reply only for an apply_reply: frames kept for an
+      // execute_reply (ours carry its value) would be taken for the next task's result.
+      result_buffers: reply.header.msg_type === 'execute_reply' ? [] : reply.buffers, started, completed, received: new Date(),
       ...(engine !== undefined ? { engine_uuid: engine } : {}),
     }
     this.write(msgId, () => this.store.updateRecord(msgId, changes))

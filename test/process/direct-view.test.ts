@@ -27,6 +27,18 @@ t.test('a DirectView over 4 engines works with their state', async (t) => {
     t.same(await client.directView(ids[2] as number).pull('factor'), 3, 'a view of one engine gives one value')
   })
 
+  t.test('results fetched from the hub: an execute between two applies leaves the applies\' values in place', async (t) => {
+    const one = client.directView(ids[0] as number)
+    const first = one.apply(() => 'first')
+    const exec = one.execute('6 * 7')
+    const last = one.apply(() => 'last')
+    await Promise.all([first, exec, last])
+    const fetched = await client.getResult([...first.msgIds, ...exec.msgIds, ...last.msgIds])
+    t.equal(fetched[0], 'first')
+    t.match(fetched[1], { text: '42', value: undefined }, 'an execute from the records has its text; its value stays with the live reply')
+    t.equal(fetched[2], 'last', 'not taken from the execute\'s frames')
+  })
+
   t.test('scatter then gather of 10,001 items gives them back in order', async (t) => {
     const items = Array.from({ length: 10_001 }, (_, i) => `item ${i}`)
     await dv.scatter('part', items)
