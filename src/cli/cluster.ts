@@ -161,6 +161,15 @@ function baseDirOf(flags: ProfileFlags, env: NodeJS.ProcessEnv): string {
   return resolve(flags.ipythonDir ?? env.IPYTHONDIR ?? join(homedir(), '.jsparallel'))
 }
 
+/** Whether `pid` runs this package's `cluster` command, where /proc can say (elsewhere, assumed so). */
+function isClusterCommand(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((arg) => /cluster(\.js)?$/.test(arg))
+  } catch {
+    return !existsSync('/proc/self/cmdline')
+  }
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -291,12 +300,21 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
     .option('--all', 'stop every cluster a `cluster` command runs under the base directory (or --profile-dir)')
     .action((flags: ProfileFlags & { all?: boolean }) => {
       if (!flags.all) {
-        const file = pidFile(profileDirOf(flags, env), clusterIdOf(flags))
-        let pid: number
+        const profileDir = profileDirOf(flags, env)
+        const clusterId = clusterIdOf(flags)
+        const file = pidFile(profileDir, clusterId)
+        let text: string
         try {
-          pid = Number(readFileSync(file, 'utf8'))
+          text = readFileSync(file, 'utf8').trim()
         } catch {
           throw new Error(`no cluster is running for this profile (${file} not found)`)
+        }
+        // A cluster command killed outright leaves its pid file; that pid may since belong to another process.
+        const pid = Number(text)
+        const state = clusterStatesIn(profileDir).find((s) => s.clusterId === clusterId)
+        if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid) || state?.ownerPid !== pid || !isClusterCommand(pid)) {
+          rmSync(file, { force: true })
+          throw new Error(`no cluster is running for this profile: ${file} named ${text === '' ? 'no pid' : `pid ${text}`}, which is not a running cluster command (a stale file, now removed)`)
         }
         process.kill(pid, 'SIGINT')
         console.log(`sent SIGINT to cluster ${pid}`)

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -70,6 +70,21 @@ t.test('cluster stop stops the cluster of that profile', async (t) => {
   const again = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
   t.equal((await again.exited).code, 1)
   t.match(again.output(), /no cluster is running/)
+})
+
+t.test('cluster stop signals no process through a stale pid file', async (t) => {
+  // A cluster command killed outright leaves its pid file; here it names a live process that is no cluster.
+  const bystander = startProcess(t, process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'])
+  await bystander.waitForOutput(/up/, 30_000)
+  const profileDir = join(tempDir(t), 'profile_stale')
+  mkdirSync(join(profileDir, 'pid'), { recursive: true })
+  const file = join(profileDir, 'pid', 'cluster.pid')
+  writeFileSync(file, String(bystander.child.pid))
+  const stop = startProcess(t, process.execPath, [binPath('cluster'), 'stop', '--profile-dir', profileDir])
+  t.equal((await stop.exited).code, 1)
+  t.match(stop.output(), /not a running cluster command \(a stale file, now removed\)/)
+  t.ok(processAlive(bystander.child.pid ?? -1), 'the process the file named was not signalled')
+  t.notOk(existsSync(file), 'the stale file is gone')
 })
 
 t.test('cluster start fails at once, saying so, when its controller is killed by a signal while starting', async (t) => {
