@@ -37,6 +37,8 @@ export function expandHostList(list: string, origin = 'host list'): string[] {
     } else if ((c === ',' && depth === 0) || c === undefined) {
       const part = list.slice(start, i).trim()
       if (part === '') throw new ConfigError(`${origin}: empty host name in '${list}'`)
+      // ssh would read a name that starts with '-' as one of its options (-oProxyCommand=..., -L...).
+      if (part.startsWith('-')) throw new ConfigError(`${origin}: '${part}' is not a host name (it starts with '-')`)
       names.push(...expandName(part, origin))
       start = i + 1
     }

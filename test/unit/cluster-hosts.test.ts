@@ -19,6 +19,8 @@ t.test('bad host lists are refused saying what is wrong', async (t) => {
   t.throws(() => expandHostList('node[a-b]'), /'a-b' in 'node\[a-b\]' is not a number or a range/)
   t.throws(() => expandHostList('a,,b'), /empty host name/)
   t.throws(() => expandHostList('bad/name'), /'bad\/name' is not a host name/)
+  t.throws(() => expandHostList('a,-oProxyCommand=x'), /'-oProxyCommand=x' is not a host name \(it starts with '-'\)/, 'ssh would take it for an option')
+  t.throws(() => parseHostfile('-oProxyCommand=x 2\n', 'hosts.txt'), /starts with '-'/)
 })
 
 t.test('hostfiles: SCOOP host [n], MPI host slots=N, MPICH host:N, Slurm lists, comments and blank lines', async (t) => {

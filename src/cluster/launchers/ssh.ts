@@ -38,6 +38,7 @@ export function remoteEngineCommand(settings: EngineLauncherSettings, args: read
 export function sshArgv(settings: EngineLauncherSettings, host: string, command: string): { file: string; args: string[] } {
   const [file, ...options] = settings.ssh
   if (file === undefined || file === '') throw new Error('the ssh command is empty')
+  if (host.startsWith('-')) throw new Error(`'${host}' is not a host name: ssh would take it for an option`)
   return { file, args: [...options, ...DEFAULT_SSH_OPTIONS, host, command] }
 }
 
