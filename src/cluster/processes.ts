@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { TimeoutError } from '../common/errors.js'
+import { JsParallelError, TimeoutError } from '../common/errors.js'
 import { newSessionId } from '../common/ids.js'
 import type { Logger } from '../common/log.js'
 import { waitForFiles } from '../common/wait-for-files.js'
@@ -74,6 +74,11 @@ export class ClusterProcesses {
       profileDir, clusterId, log, args: this.options.controllerArgs, logFile: this.logFile('controller'),
     })
     this.controller = controller
+    if (this.stopping) {
+      // stop() ran while the launcher was starting it: it could not see this process yet.
+      await controller.stop(this.options.stopGraceMs)
+      throw this.stoppedWhileStarting()
+    }
     log.info(`controller started, pid ${controller.pid ?? '?'}, log ${this.logFile('controller')}`)
     controller.onExit((code, signal) => {
       if (this.stopping) return
@@ -87,6 +92,7 @@ export class ClusterProcesses {
       const why = controller.exited ? ' (the controller exited; see its log)' : ''
       throw new TimeoutError(`timed out after ${this.options.timeoutMs} ms waiting for the controller to write its connection files${why}`)
     }
+    if (this.stopping) throw this.stoppedWhileStarting()
     this.watchRegistrations()
     await this.addEngines(engines)
   }
@@ -99,7 +105,12 @@ export class ClusterProcesses {
       profileDir, clusterId, log, uuid: newSessionId(), host: placement[(this.engines.length + i) % placement.length] ?? 'localhost',
       args: this.options.engineArgs, logFile: this.logFile(`engine-${this.engines.length + i}`), settings,
     }))
+    if (this.stopping) throw this.stoppedWhileStarting()
     const processes = await this.options.engineLauncher.start(specs)
+    if (this.stopping) {
+      await Promise.all(processes.map((p) => p.stop(this.options.stopGraceMs)))
+      throw this.stoppedWhileStarting()
+    }
     const added = processes.map((process, i) => this.watchEngine(process, (specs[i] as { uuid: string }).uuid))
     this.onChange()
     const logs = join(this.options.profileDir, 'log')
@@ -146,6 +157,10 @@ export class ClusterProcesses {
     await Promise.all(this.engines.map((e) => e.process.stop(this.options.stopGraceMs)))
     if (this.controller) await this.controller.stop(this.options.stopGraceMs)
     await this.sockets.close()
+  }
+
+  private stoppedWhileStarting(): JsParallelError {
+    return new JsParallelError('the cluster was stopped while it was starting')
   }
 
   private logFile(name: string): string {
