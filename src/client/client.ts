@@ -73,7 +73,8 @@ const OPTION_NAMES = ['profile', 'profileDir', 'ipythonDir', 'clusterId', 'conne
  * Construct it and `await client.ready`, or `await Client.connect(options)`. Close it when done (`await
  * client.close()`, or `await using client = await Client.connect()`); pending results then reject.
  * With no options it reads the default profile's client connection file under `$IPYTHONDIR`, else `~/.jsparallel`,
- * where `npx cluster start` puts it; `IPYTHONDIR` is the only environment variable it reads.
+ * where `npx cluster start` puts it; inside `cluster run`, the cluster that command started. The variables it reads
+ * (`IPYTHONDIR`, `JSPARALLEL_PROFILE_DIR`, `JSPARALLEL_CLUSTER_ID`) are listed in `environment.ts`.
  */
 export class Client implements AsyncDisposable {
   /** Resolves once connected (connection_reply received, engine table filled); rejects if that fails. */

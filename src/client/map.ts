@@ -80,7 +80,8 @@ function itemsOf<T>(task: Task, errorsFor?: number): T[] {
 export interface ImapIterator<T> extends AsyncGenerator<T, void, undefined> {
   /**
    * Stops the map: no more inputs are read or submitted, the tasks submitted and not finished are aborted (queued
-   * ones skipped, running ones interrupted), and the iteration ends (a pending `next()` resolves as done) without
+   * ones skipped, running ones interrupted), and the iteration ends (a `next()` waiting for results resolves as done;
+   * one waiting on a slow input source, when that source next yields) without
    * yielding or throwing for them. Resolves once the engines have acknowledged the abort. Idempotent.
    */
   cancel(): Promise<void>
