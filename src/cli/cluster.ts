@@ -200,7 +200,9 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
       const options = clusterOptionsOf(flags, env, log, clusterIdOf(flags))
       const abort = new AbortController()
       const starting = startForCommand(options, abort)
+      let stopAsked = false
       onTerminate(async () => {
+        stopAsked = true
         log.info('stopping the cluster')
         abort.abort()
         // An aborted start stops what it started before it rejects.
@@ -209,9 +211,10 @@ function clusterCommand(env: NodeJS.ProcessEnv): Command {
       const cluster = await starting
       const { profileDir, clusterId } = cluster
       log.info(`cluster ready: ${cluster.engines.length} engines; connect with new Client({ profileDir: '${profileDir}'${clusterId ? `, clusterId: '${clusterId}'` : ''} })`)
-      // The controller exiting stops the cluster (Cluster does it); then this command ends.
+      // The controller exiting stops the cluster (Cluster does it); then this command ends, with a failure unless
+      // the stop was asked for (Ctrl-C, SIGTERM, `cluster stop`).
       await cluster.stopped
-      process.exit(0)
+      process.exit(stopAsked ? 0 : 1)
     })
 
   const run = addStartOptions(new Command('run'))

@@ -85,7 +85,10 @@ function mpiRank(env: NodeJS.ProcessEnv): number {
   return rank
 }
 
-/** The first line of stdin, without consuming what follows it (the lifeline reads on). */
+/**
+ * The first line of stdin. Whatever came after it in the same chunk is dropped: the launchers send nothing more,
+ * and `--stdin-lifeline` only waits for stdin to close.
+ */
 function firstLineOfStdin(timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = ''

@@ -72,6 +72,17 @@ t.test('cluster stop stops the cluster of that profile', async (t) => {
   t.match(again.output(), /no cluster is running/)
 })
 
+t.test('cluster start exits with a failure when its controller dies without being asked to stop', async (t) => {
+  const { proc, childPids } = await startLocalCluster(t, 1)
+  const controllerPid = Number(/controller started, pid (\d+)/.exec(proc.output())?.[1])
+  t.ok(childPids.includes(controllerPid), `the controller is pid ${controllerPid}`)
+  process.kill(controllerPid, 'SIGKILL')
+  const { code } = await proc.exited
+  t.equal(code, 1)
+  t.match(proc.output(), /controller exited unexpectedly/)
+  for (const pid of childPids) t.notOk(processAlive(pid), `child ${pid} has exited`)
+})
+
 t.test('cluster stop signals no process through a stale pid file', async (t) => {
   // A cluster command killed outright leaves its pid file; here it names a live process that is no cluster.
   const bystander = startProcess(t, process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'])
