@@ -69,34 +69,36 @@ export class Executor implements TaskRunner {
   }
 
   run(frames: Buffer[], onOutput: OutputListener): Promise<RunOutcome> {
-    if (this.running) return Promise.reject(new Error('Executor.run: a task is already running'))
+    return this.start('run', onOutput, (seq) => {
+      // Frames received from ZeroMQ cannot be transferred: a large one is memory zeromq.js lends to Node (postMessage
+      // then falls back to its structured clone, copying on both sides), and the small ones share one buffer
+      // (transport compactFrames). One copy into buffers of our own, transferred, is cheaper.
+      const { views, transfer } = packFrames(frames, () => false)
+      const message: ToWorker = { type: 'run', seq, frames: views }
+      this.worker.postMessage(message, transfer)
+    })
+  }
+
+  execute(code: string, onOutput: OutputListener): Promise<RunOutcome> {
+    return this.start('execute', onOutput, (seq) => {
+      const message: ToWorker = { type: 'execute', seq, code }
+      this.worker.postMessage(message)
+    })
+  }
+
+  /** What run and execute share: one request at a time, none once closed or broken, `post` hands it to the thread. */
+  private start(method: 'run' | 'execute', onOutput: OutputListener, post: (seq: number) => void): Promise<RunOutcome> {
+    if (this.running) return Promise.reject(new Error(`Executor.${method}: a task is already running`))
     if (this.closed) return Promise.resolve({ status: 'aborted' })
     if (this.brokenReason) return Promise.resolve(engineError(`the executor thread cannot start: ${this.brokenReason}`))
     const seq = ++this.seq
     return new Promise((resolve) => {
       this.running = { seq, onOutput, resolve }
       try {
-        // Frames received from ZeroMQ cannot be transferred: a large one is memory zeromq.js lends to Node (postMessage
-        // then falls back to its structured clone, copying on both sides), and the small ones share one buffer
-        // (transport compactFrames). One copy into buffers of our own, transferred, is cheaper.
-        const { views, transfer } = packFrames(frames, () => false)
-        const message: ToWorker = { type: 'run', seq, frames: views }
-        this.worker.postMessage(message, transfer)
+        post(seq)
       } catch (e) {
         this.settle(engineError(`could not hand the task to the executor thread: ${(e as Error).message}`))
       }
-    })
-  }
-
-  execute(code: string, onOutput: OutputListener): Promise<RunOutcome> {
-    if (this.running) return Promise.reject(new Error('Executor.execute: a task is already running'))
-    if (this.closed) return Promise.resolve({ status: 'aborted' })
-    if (this.brokenReason) return Promise.resolve(engineError(`the executor thread cannot start: ${this.brokenReason}`))
-    const seq = ++this.seq
-    return new Promise((resolve) => {
-      this.running = { seq, onOutput, resolve }
-      const message: ToWorker = { type: 'execute', seq, code }
-      this.worker.postMessage(message)
     })
   }
 
