@@ -29,7 +29,8 @@ export type AnyIterable<T> = Iterable<T> | AsyncIterable<T>
 const MAP_KEYS = ['chunksize', 'ordered', 'returnExceptions'] as const
 const IMAP_KEYS = ['chunksize', 'ordered', 'maxOutstanding'] as const
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** A map's trailing options: a plain object, neither an array nor iterable. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value) as unknown
   return (proto === Object.prototype || proto === null) && !(Symbol.iterator in value) && !(Symbol.asyncIterator in value)

@@ -1,7 +1,7 @@
 import { ConfigError } from '../common/errors.js'
 import type { TaskMetadata } from '../protocol/messages.js'
 import { AsyncResult, type ResultContext } from './async-result.js'
-import { chunk, chunkAsync, mapInputs, mapInputsAsync, splitMapArguments, type AnyIterable, type ImapOptions, type MapOptions } from './chunks.js'
+import { chunk, chunkAsync, mapInputs, mapInputsAsync, isPlainObject, splitMapArguments, type AnyIterable, type ImapOptions, type MapOptions } from './chunks.js'
 import type { Connection } from './connection.js'
 import { applyFlags, DEFAULT_FLAGS, type ViewFlags, type LoadBalancedFlags, type WireDependency } from './flags.js'
 import { chunkDescriptor, describeFunction, encodeChunk, encodeTask } from './functions.js'
@@ -151,8 +151,7 @@ export class LoadBalancedView {
     const withDefault = (rest: MapArguments): MapArguments => {
       if (returnExceptions === undefined) return rest
       const last = rest.at(-1)
-      const isOptions = typeof last === 'object' && last !== null && !Array.isArray(last) && !(Symbol.iterator in last) && !(Symbol.asyncIterator in last)
-      return isOptions ? [...rest.slice(0, -1), { returnExceptions, ...last }] : [...rest, { returnExceptions }]
+      return isPlainObject(last) ? [...rest.slice(0, -1), { returnExceptions, ...last }] : [...rest, { returnExceptions }]
     }
     return Object.assign(pf, {
       map: (...rest: MapArguments) => view.map(loose, ...withDefault(rest)),
